@@ -1,0 +1,87 @@
+"""aiomodelkit: asyncio-first model assets, stored with modelkit's layout.
+
+Example:
+    >>> from aiomodelkit import AssetSpec
+    >>> AssetSpec.parse("models/clf:1.2[weights.bin]").version
+    '1.2'
+"""
+
+from ._errors import AssetExistsError as AssetExistsError
+from ._errors import AssetNotFoundError as AssetNotFoundError
+from ._errors import BucketNotFoundError as BucketNotFoundError
+from ._errors import ConfigError as ConfigError
+from ._errors import DownloadError as DownloadError
+from ._errors import IntegrityError as IntegrityError
+from ._errors import InvalidAssetSpecError as InvalidAssetSpecError
+from ._errors import InvalidStoreDataError as InvalidStoreDataError
+from ._errors import InvalidVersionError as InvalidVersionError
+from ._errors import ModelkitError as ModelkitError
+from ._errors import PreconditionFailedError as PreconditionFailedError
+from ._errors import StoreError as StoreError
+from ._errors import StorePermissionError as StorePermissionError
+from ._errors import StoreUnavailableError as StoreUnavailableError
+from ._errors import UnknownStoreError as UnknownStoreError
+from ._events import AssetPublished as AssetPublished
+from ._events import AssetResolved as AssetResolved
+from ._events import BytesReceived as BytesReceived
+from ._events import CacheHit as CacheHit
+from ._events import DownloadStarted as DownloadStarted
+from ._events import Event as Event
+from ._events import EventCallback as EventCallback
+from ._events import ObjectDownloaded as ObjectDownloaded
+from ._events import ObjectUploaded as ObjectUploaded
+from ._fetch import FetchedAsset as FetchedAsset
+from ._layout import AssetMeta as AssetMeta
+from ._layout import FileEntry as FileEntry
+from ._manager import AssetsManager as AssetsManager
+from ._publish import PublishResult as PublishResult
+from ._settings import Settings as Settings
+from ._spec import AssetSpec as AssetSpec
+from ._version import __version__ as __version__
+from ._versioning import MAJOR_MINOR as MAJOR_MINOR
+from ._versioning import SIMPLE_DATE as SIMPLE_DATE
+from ._versioning import MajorMinorVersioning as MajorMinorVersioning
+from ._versioning import SimpleDateVersioning as SimpleDateVersioning
+from ._versioning import VersioningSystem as VersioningSystem
+from ._versioning import get_versioning as get_versioning
+
+__all__ = [
+    "MAJOR_MINOR",
+    "SIMPLE_DATE",
+    "AssetExistsError",
+    "AssetMeta",
+    "AssetNotFoundError",
+    "AssetPublished",
+    "AssetResolved",
+    "AssetSpec",
+    "AssetsManager",
+    "BucketNotFoundError",
+    "BytesReceived",
+    "CacheHit",
+    "ConfigError",
+    "DownloadError",
+    "DownloadStarted",
+    "Event",
+    "EventCallback",
+    "FetchedAsset",
+    "FileEntry",
+    "IntegrityError",
+    "InvalidAssetSpecError",
+    "InvalidStoreDataError",
+    "InvalidVersionError",
+    "MajorMinorVersioning",
+    "ModelkitError",
+    "ObjectDownloaded",
+    "ObjectUploaded",
+    "PreconditionFailedError",
+    "PublishResult",
+    "Settings",
+    "SimpleDateVersioning",
+    "StoreError",
+    "StorePermissionError",
+    "StoreUnavailableError",
+    "UnknownStoreError",
+    "VersioningSystem",
+    "__version__",
+    "get_versioning",
+]

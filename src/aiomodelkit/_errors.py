@@ -1,0 +1,191 @@
+"""The exception tree of aiomodelkit.
+
+Every error the library raises on purpose derives from :class:`ModelkitError`::
+
+    ModelkitError
+    ├── ConfigError                    bad settings or arguments
+    │   ├── InvalidAssetSpecError      a spec, name, sub-part or version that does not parse
+    │   │   └── InvalidVersionError    a version string the versioning system refuses
+    │   └── UnknownStoreError          a storage URL with no store for its scheme
+    ├── AssetNotFoundError             an asset or a version is absent (also a FileNotFoundError)
+    ├── AssetExistsError               publishing over an existing, immutable version
+    ├── InvalidStoreDataError          the store holds a malformed index, meta or hostile name
+    ├── DownloadError                  a download could not complete
+    │   └── IntegrityError             downloaded bytes do not match their size or checksum
+    └── StoreError                     a store operation failed
+        ├── StoreUnavailableError      transient: 5xx, throttling, timeouts, resets; retry later
+        ├── StorePermissionError       403 / access denied (never reported as "not found")
+        ├── PreconditionFailedError    a conditional write lost a race
+        └── BucketNotFoundError        the bucket (or local root) itself does not exist
+
+Errors carry their context as keyword-only attributes (``asset``, ``key``, ``store_url``,
+``available_versions``) and build their message once. Every error pickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "AssetExistsError",
+    "AssetNotFoundError",
+    "BucketNotFoundError",
+    "ConfigError",
+    "DownloadError",
+    "IntegrityError",
+    "InvalidAssetSpecError",
+    "InvalidStoreDataError",
+    "InvalidVersionError",
+    "ModelkitError",
+    "PreconditionFailedError",
+    "StoreError",
+    "StorePermissionError",
+    "StoreUnavailableError",
+    "UnknownStoreError",
+]
+
+
+class ModelkitError(Exception):
+    """Root of every error aiomodelkit raises on purpose.
+
+    Args:
+        message: the human-readable explanation.
+        asset: the asset name or spec the error concerns, if any.
+        key: the store key (object name) the error concerns, if any.
+        store_url: the (credential-free) URL of the store, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+    ) -> None:
+        self.message = message
+        self.asset = asset
+        self.key = key
+        self.store_url = store_url
+        super().__init__(self._render())
+
+    def _context(self) -> dict[str, Any]:
+        return {"asset": self.asset, "key": self.key, "store_url": self.store_url}
+
+    def _shown(self) -> dict[str, Any]:
+        """The context printed after the message (everything but long lists)."""
+        return {"asset": self.asset, "key": self.key, "store_url": self.store_url}
+
+    def _render(self) -> str:
+        where = [f"{name}={value!r}" for name, value in self._shown().items() if value]
+        return f"{self.message} ({', '.join(where)})" if where else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self._context()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._render()!r})"
+
+
+def _rebuild(cls: type[ModelkitError], message: str, context: dict[str, Any]) -> ModelkitError:
+    return cls(message, **context)
+
+
+class ConfigError(ModelkitError):
+    """Bad settings, arguments or configuration, detected before any I/O."""
+
+
+class InvalidAssetSpecError(ConfigError, ValueError):
+    """An asset spec, name, sub-part or version that does not parse or could escape a directory."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+        spec: str | None = None,
+    ) -> None:
+        self.spec = spec
+        super().__init__(message, asset=asset, key=key, store_url=store_url)
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "spec": self.spec}
+
+    def _shown(self) -> dict[str, Any]:
+        return {"spec": self.spec, **super()._shown()}
+
+
+class InvalidVersionError(InvalidAssetSpecError):
+    """A version string that the versioning system refuses."""
+
+
+class UnknownStoreError(ConfigError):
+    """A storage URL whose scheme has no store, or whose extra is not installed."""
+
+
+class AssetNotFoundError(ModelkitError, FileNotFoundError):
+    """An asset, or one of its versions, is absent from the store or the cache.
+
+    Attributes:
+        available_versions: the versions that do exist, newest first, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+        available_versions: Sequence[str] | None = None,
+    ) -> None:
+        self.available_versions = tuple(available_versions) if available_versions is not None else None
+        super().__init__(message, asset=asset, key=key, store_url=store_url)
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "available_versions": self.available_versions}
+
+    def _render(self) -> str:
+        text = super()._render()
+        if self.available_versions is not None:
+            text += f"; available versions: {', '.join(self.available_versions) or 'none'}"
+        return text
+
+
+class AssetExistsError(ModelkitError):
+    """Publishing over an existing version: versions are immutable."""
+
+
+class InvalidStoreDataError(ModelkitError):
+    """The store returned data that is malformed or hostile (bad JSON, unsafe paths, lying sizes)."""
+
+
+class DownloadError(ModelkitError):
+    """A download could not complete."""
+
+
+class IntegrityError(DownloadError):
+    """Downloaded bytes do not match the size or checksum the store or meta records."""
+
+
+class StoreError(ModelkitError):
+    """A store operation failed for a reason other than a missing object."""
+
+
+class StoreUnavailableError(StoreError):
+    """A transient failure (5xx, throttling, timeout, connection reset): retrying may succeed."""
+
+
+class StorePermissionError(StoreError, PermissionError):
+    """The store refused access (HTTP 403, bad credentials, or a filesystem permission)."""
+
+
+class PreconditionFailedError(StoreError):
+    """A conditional write found the object created or changed by someone else."""
+
+
+class BucketNotFoundError(StoreError):
+    """The bucket, or the local store's root directory, does not exist."""

@@ -1,0 +1,95 @@
+"""Progress events: what the fetcher and the publisher report, and nothing prints by itself.
+
+Pass a callback (``on_event=``) to receive them; the CLI turns them into rich progress
+bars. Callbacks run on the event loop and must be quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "AssetPublished",
+    "AssetResolved",
+    "BytesReceived",
+    "CacheHit",
+    "DownloadStarted",
+    "Event",
+    "EventCallback",
+    "ObjectDownloaded",
+    "ObjectUploaded",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every progress event.
+
+    Attributes:
+        asset: the asset name the event concerns.
+    """
+
+    asset: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssetResolved(Event):
+    """A spec was resolved to an exact version."""
+
+    spec: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheHit(Event):
+    """The version was already complete in the cache: nothing was downloaded."""
+
+    version: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DownloadStarted(Event):
+    """Downloading a version began."""
+
+    version: str
+    objects: int
+    total_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BytesReceived(Event):
+    """A chunk of an object arrived."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectDownloaded(Event):
+    """One object was fully downloaded and verified."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssetPublished(Event):
+    """A downloaded version was moved into its final place in the cache."""
+
+    version: str
+    path: Path
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectUploaded(Event):
+    """One object of a publication was uploaded."""
+
+    key: str
+    size: int
+
+
+EventCallback = Callable[[Event], None]

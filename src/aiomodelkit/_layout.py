@@ -1,0 +1,264 @@
+"""modelkit's remote layout: keys, ``.versions`` indexes and ``.meta`` files.
+
+Under a store's prefix::
+
+    <name>.versions              {"versions": ["1.0", "0.1", "0.0"]}   newest first
+    <name>/<version>             a file asset's bytes
+    <name>/<version>/<relpath>   one object per file of a directory asset
+    <name>/<version>.meta        {"push_date": ..., "is_directory": ..., "contents": [...]}
+
+modelkit 0.1.3 writes and reads exactly ``push_date``, ``is_directory`` and ``contents``.
+We add optional fields it ignores: ``pushed_by``, ``aiomodelkit_version``, and per-object
+``size`` and ``sha256`` (``files`` for a directory, top-level for a file) so that every
+download can be verified end to end.
+
+Everything read from a store is untrusted: indexes and metas are size-bounded, their
+JSON is checked field by field, and every path in ``contents`` is validated before it can
+become a local path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ._errors import InvalidAssetSpecError, InvalidStoreDataError, InvalidVersionError
+from ._spec import validate_relative_path
+from ._versioning import VersioningSystem
+
+__all__ = [
+    "AssetMeta",
+    "FileEntry",
+    "data_key",
+    "dump_index",
+    "dump_meta",
+    "meta_key",
+    "parse_index",
+    "parse_meta",
+    "versions_key",
+]
+
+#: Largest index or meta we accept from a store (a meta lists every file of an asset).
+MAX_METADATA_BYTES = 64 * 1024 * 1024
+#: Most files a directory asset may list.
+MAX_FILES = 1_000_000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def versions_key(name: str) -> str:
+    """The key of an asset's index of versions."""
+    return f"{name}.versions"
+
+
+def meta_key(name: str, version: str) -> str:
+    """The key of one version's ``.meta``."""
+    return f"{name}/{version}.meta"
+
+
+def data_key(name: str, version: str, relpath: str | None = None) -> str:
+    """The key of a file asset (``relpath`` None) or of one file of a directory asset."""
+    return f"{name}/{version}" if relpath is None else f"{name}/{version}/{relpath}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One object of an asset version.
+
+    Attributes:
+        path: the path relative to the version (``""`` for a file asset).
+        size: the size in bytes, when the meta records it.
+        sha256: the hex SHA-256, when the meta records it.
+    """
+
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssetMeta:
+    """A parsed ``.meta``.
+
+    Attributes:
+        is_directory: whether the version is a directory of files.
+        files: the objects of the version (one entry with path ``""`` for a file asset;
+            empty for a directory asset whose meta has no ``contents``).
+        push_date: when it was published, if recorded.
+        pushed_by: who published it (aiomodelkit only).
+        aiomodelkit_version: the publisher's aiomodelkit version (aiomodelkit only).
+    """
+
+    is_directory: bool
+    files: tuple[FileEntry, ...] = ()
+    push_date: datetime | None = None
+    pushed_by: str | None = None
+    aiomodelkit_version: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def total_size(self) -> int | None:
+        """The sum of the file sizes, if every size is known."""
+        sizes = [entry.size for entry in self.files]
+        return None if any(size is None for size in sizes) else sum(s for s in sizes if s)
+
+
+def _load_json(raw: bytes, *, what: str, key: str, asset: str) -> dict[str, Any]:
+    if len(raw) > MAX_METADATA_BYTES:
+        raise InvalidStoreDataError(f"{what} is larger than {MAX_METADATA_BYTES} bytes", key=key, asset=asset)
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidStoreDataError(f"{what} is not valid JSON: {exc}", key=key, asset=asset) from None
+    if not isinstance(data, dict):
+        raise InvalidStoreDataError(f"{what} must be a JSON object", key=key, asset=asset)
+    return data
+
+
+def parse_index(raw: bytes, *, name: str, versioning: VersioningSystem) -> list[str]:
+    """Parse a ``.versions`` index into valid versions, newest first.
+
+    Raises:
+        InvalidStoreDataError: malformed JSON, or an entry the versioning system refuses.
+    """
+    key = versions_key(name)
+    data = _load_json(raw, what="version index", key=key, asset=name)
+    versions = data.get("versions")
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        raise InvalidStoreDataError(
+            'version index must hold {"versions": [strings]}', key=key, asset=name
+        )
+    try:
+        return versioning.sort(versions)
+    except InvalidVersionError as exc:
+        raise InvalidStoreDataError(
+            f"version index lists an invalid version: {exc.message}", key=key, asset=name
+        ) from None
+
+
+def dump_index(versions: list[str]) -> bytes:
+    """Serialise an index (versions must already be sorted newest first)."""
+    return json.dumps({"versions": versions}).encode()
+
+
+def _check_path(path: Any, *, key: str, asset: str) -> str:
+    if not isinstance(path, str):
+        raise InvalidStoreDataError("meta contents must be strings", key=key, asset=asset)
+    # Older modelkit stores wrote contents with a leading slash.
+    relative = path[1:] if path.startswith("/") else path
+    try:
+        return validate_relative_path(relative, what="meta contents entry")
+    except InvalidAssetSpecError as exc:
+        raise InvalidStoreDataError(exc.message, key=key, asset=asset) from None
+
+
+def _check_entry(raw: Any, path: str, *, key: str, asset: str) -> FileEntry:
+    if raw is None:
+        return FileEntry(path)
+    if not isinstance(raw, dict):
+        raise InvalidStoreDataError(f"meta entry for {path!r} must be an object", key=key, asset=asset)
+    size = raw.get("size")
+    sha256 = raw.get("sha256")
+    if size is not None and (type(size) is not int or size < 0):
+        raise InvalidStoreDataError(f"meta size for {path!r} is not a byte count", key=key, asset=asset)
+    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.fullmatch(sha256)):
+        raise InvalidStoreDataError(f"meta sha256 for {path!r} is not a hex digest", key=key, asset=asset)
+    return FileEntry(path, size, sha256)
+
+
+def _check_tree(paths: list[str], *, key: str, asset: str) -> None:
+    # A path that is both a file and a parent directory ("a" and "a/b") cannot be laid out.
+    seen = set(paths)
+    if len(seen) != len(paths):
+        raise InvalidStoreDataError("meta contents lists a file twice", key=key, asset=asset)
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in seen:
+                raise InvalidStoreDataError(
+                    f"meta contents lists {'/'.join(parts[:depth])!r} as a file and a directory",
+                    key=key,
+                    asset=asset,
+                )
+
+
+def parse_meta(raw: bytes, *, name: str, version: str) -> AssetMeta:
+    """Parse and validate a ``.meta`` written by modelkit or aiomodelkit.
+
+    Raises:
+        InvalidStoreDataError: malformed JSON, wrong types, or unsafe paths.
+    """
+    key = meta_key(name, version)
+    data = _load_json(raw, what="meta", key=key, asset=name)
+    is_directory = data.get("is_directory")
+    if not isinstance(is_directory, bool):
+        raise InvalidStoreDataError("meta needs a boolean is_directory", key=key, asset=name)
+    push_date = _parse_date(data.get("push_date"), key=key, asset=name)
+    pushed_by = data.get("pushed_by")
+    our_version = data.get("aiomodelkit_version")
+    if not isinstance(pushed_by, str | None) or not isinstance(our_version, str | None):
+        raise InvalidStoreDataError("meta pushed_by/aiomodelkit_version must be strings", key=key, asset=name)
+    if is_directory:
+        contents = data.get("contents")
+        if contents is None:
+            files: tuple[FileEntry, ...] = ()
+        else:
+            if not isinstance(contents, list):
+                raise InvalidStoreDataError("meta contents must be a list", key=key, asset=name)
+            if len(contents) > MAX_FILES:
+                raise InvalidStoreDataError(f"meta lists more than {MAX_FILES} files", key=key, asset=name)
+            paths = [_check_path(p, key=key, asset=name) for p in contents]
+            _check_tree(paths, key=key, asset=name)
+            details = data.get("files", {})
+            if not isinstance(details, dict):
+                raise InvalidStoreDataError("meta files must be an object", key=key, asset=name)
+            files = tuple(_check_entry(details.get(p), p, key=key, asset=name) for p in paths)
+    else:
+        files = (_check_entry({k: data.get(k) for k in ("size", "sha256")}, "", key=key, asset=name),)
+    known = {"is_directory", "push_date", "contents", "files", "size", "sha256", "pushed_by", "aiomodelkit_version"}
+    return AssetMeta(
+        is_directory=is_directory,
+        files=files,
+        push_date=push_date,
+        pushed_by=pushed_by,
+        aiomodelkit_version=our_version,
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def _parse_date(value: Any, *, key: str, asset: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidStoreDataError("meta push_date must be a string", key=key, asset=asset)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidStoreDataError(f"meta push_date {value!r} is not ISO-8601", key=key, asset=asset) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def dump_meta(meta: AssetMeta) -> bytes:
+    """Serialise a meta that modelkit 0.1.3 can read (its three fields come first)."""
+    push_date = meta.push_date or datetime.now(UTC)
+    data: dict[str, Any] = {
+        "push_date": push_date.astimezone(UTC).isoformat(timespec="microseconds"),
+        "is_directory": meta.is_directory,
+    }
+    if meta.is_directory:
+        ordered = sorted(meta.files, key=lambda entry: entry.path)
+        data["contents"] = [entry.path for entry in ordered]
+        data["files"] = {
+            entry.path: {"size": entry.size, "sha256": entry.sha256} for entry in ordered
+        }
+    elif meta.files:
+        data["size"] = meta.files[0].size
+        data["sha256"] = meta.files[0].sha256
+    if meta.pushed_by is not None:
+        data["pushed_by"] = meta.pushed_by
+    if meta.aiomodelkit_version is not None:
+        data["aiomodelkit_version"] = meta.aiomodelkit_version
+    return json.dumps(data, ensure_ascii=False).encode()

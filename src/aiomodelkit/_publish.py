@@ -1,0 +1,299 @@
+"""Publishing asset versions: data, then ``.meta``, then the ``.versions`` index.
+
+Versions are immutable. A version counts as taken as soon as any of its objects exists
+(its ``.meta``, its file, or any file under its directory), which also covers directory
+assets that modelkit lets one publish twice. On stores with conditional writes every
+object is created with ``if_absent`` and the index is rewritten with ``if_match``, so two
+concurrent publishers never overwrite each other's data or lose a version from the index:
+the loser of a race for a version number moves on to the next one (``update``) or fails
+with :class:`AssetExistsError` (``new``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from ._errors import (
+    AssetExistsError,
+    AssetNotFoundError,
+    ConfigError,
+    PreconditionFailedError,
+)
+from ._events import EventCallback, ObjectUploaded
+from ._layout import (
+    AssetMeta,
+    FileEntry,
+    data_key,
+    dump_index,
+    dump_meta,
+    meta_key,
+    parse_index,
+    versions_key,
+)
+from ._spec import AssetSpec, validate_asset_name, validate_relative_path
+from ._version import __version__
+from ._versioning import VersioningSystem
+from .stores._base import Store, read_small_object
+
+__all__ = ["PublishResult", "Publisher", "SourceFile", "scan_source"]
+
+#: Concurrent uploads per publication.
+UPLOAD_CONCURRENCY = 16
+#: How many version numbers ``update`` tries when racing other publishers.
+MAX_VERSION_ATTEMPTS = 8
+#: How many times the index write is retried when another publisher changed it.
+MAX_INDEX_ATTEMPTS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One local file to publish."""
+
+    relpath: str  # "" for a file asset
+    path: Path
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What a publication did (or, in a dry run, would do).
+
+    Attributes:
+        name: the asset name.
+        version: the version published.
+        is_directory: whether it is a directory asset.
+        objects: the number of data objects.
+        size: the total bytes of data.
+        dry_run: True if nothing was written.
+    """
+
+    name: str
+    version: str
+    is_directory: bool
+    objects: int
+    size: int
+    dry_run: bool
+
+    @property
+    def spec(self) -> AssetSpec:
+        """The pinned spec of the published version."""
+        return AssetSpec(self.name, self.version)
+
+
+def scan_source(local_path: Path) -> tuple[bool, list[SourceFile]]:
+    """List and hash the files to publish (blocking: run it in a worker thread).
+
+    Regular files are published, following file symlinks; directory symlinks and special
+    files are skipped, as empty directories are (the layout cannot represent them).
+
+    Raises:
+        ConfigError: the path does not exist, or holds no file.
+        InvalidAssetSpecError: a file name cannot be a key (backslash, control character).
+    """
+    if local_path.is_file():
+        return False, [_source_file("", local_path)]
+    if not local_path.is_dir():
+        raise ConfigError(f"nothing to publish at {str(local_path)!r}: no such file or directory")
+    files: list[SourceFile] = []
+    for directory, _dirnames, filenames in os.walk(local_path):
+        for filename in filenames:
+            path = Path(directory, filename)
+            if not stat.S_ISREG(path.stat().st_mode):
+                continue
+            relpath = path.relative_to(local_path).as_posix()
+            validate_relative_path(relpath, what="file name")
+            files.append(_source_file(relpath, path))
+    if not files:
+        raise ConfigError(f"nothing to publish: {str(local_path)!r} holds no file")
+    files.sort(key=lambda f: f.relpath)
+    return True, files
+
+
+def _source_file(relpath: str, path: Path) -> SourceFile:
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        size = os.fstat(handle.fileno()).st_size
+    return SourceFile(relpath, path, size, digest)
+
+
+class Publisher:
+    """Publishes versions to one store under one versioning system."""
+
+    def __init__(
+        self,
+        store: Store,
+        versioning: VersioningSystem,
+        *,
+        pushed_by: str,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        self._store = store
+        self._versioning = versioning
+        self._pushed_by = pushed_by
+        self._on_event = on_event
+
+    async def read_index(self, name: str) -> tuple[list[str], str | None]:
+        """The versions of ``name``, newest first, and the index's version token.
+
+        Raises:
+            AssetNotFoundError: the asset has no index.
+        """
+        key = versions_key(name)
+        info = await self._store.stat(key)
+        raw = await read_small_object(self._store, key)
+        # The token is read before the content: a change in between makes our later
+        # conditional write fail and retry, never succeed on stale data.
+        return parse_index(raw, name=name, versioning=self._versioning), info.version_token
+
+    async def new(self, local_path: Path, name: str, *, dry_run: bool = False) -> PublishResult:
+        """Publish ``local_path`` as the first version of a new asset.
+
+        Raises:
+            AssetExistsError: the asset already exists.
+        """
+        validate_asset_name(name)
+        is_dir, files = await anyio.to_thread.run_sync(scan_source, local_path)
+        try:
+            versions, _ = await self.read_index(name)
+        except AssetNotFoundError:
+            pass
+        else:
+            raise AssetExistsError(
+                f"asset already exists with versions {', '.join(versions) or 'none'}; "
+                "use update to publish a new version",
+                asset=name,
+                store_url=self._store.url,
+            )
+        version = self._versioning.initial_version()
+        if await self._version_taken(name, version):
+            raise AssetExistsError(f"version {version} already exists", asset=name, store_url=self._store.url)
+        return await self._publish(name, version, is_dir, files, dry_run=dry_run)
+
+    async def update(
+        self,
+        local_path: Path,
+        name: str,
+        *,
+        bump_major: bool = False,
+        major: str | None = None,
+        dry_run: bool = False,
+    ) -> PublishResult:
+        """Publish ``local_path`` as the next version of an existing asset.
+
+        Raises:
+            AssetNotFoundError: the asset does not exist, or ``major`` has no versions.
+            AssetExistsError: other publishers kept taking the next version.
+        """
+        validate_asset_name(name)
+        is_dir, files = await anyio.to_thread.run_sync(scan_source, local_path)
+        versions, _ = await self.read_index(name)
+        known = list(versions)
+        for _attempt in range(MAX_VERSION_ATTEMPTS):
+            version = self._versioning.next_version(known, bump_major=bump_major, major=major)
+            if await self._version_taken(name, version):
+                known.append(version)
+                continue
+            try:
+                return await self._publish(name, version, is_dir, files, dry_run=dry_run)
+            except AssetExistsError:
+                known.append(version)  # lost a race for this number: take the next one
+        raise AssetExistsError(
+            f"gave up after {MAX_VERSION_ATTEMPTS} versions were taken by concurrent publishers",
+            asset=name,
+            store_url=self._store.url,
+        )
+
+    async def _version_taken(self, name: str, version: str) -> bool:
+        for key in (meta_key(name, version), data_key(name, version)):
+            try:
+                await self._store.stat(key)
+            except AssetNotFoundError:
+                continue
+            return True
+        async for _ in self._store.list_objects(data_key(name, version) + "/"):
+            return True
+        return False
+
+    async def _publish(
+        self,
+        name: str,
+        version: str,
+        is_dir: bool,
+        files: list[SourceFile],
+        *,
+        dry_run: bool,
+    ) -> PublishResult:
+        result = PublishResult(name, version, is_dir, len(files), sum(f.size for f in files), dry_run)
+        if dry_run:
+            return result
+        conditional = self._store.supports_conditional_writes
+        limiter = anyio.CapacityLimiter(UPLOAD_CONCURRENCY)
+
+        async def upload(source: SourceFile) -> None:
+            key = data_key(name, version, source.relpath if is_dir else None)
+            async with limiter:
+                await self._put_new(key, source.path, conditional, name, version)
+            if self._on_event is not None:
+                self._on_event(ObjectUploaded(asset=name, key=key, size=source.size))
+
+        async with anyio.create_task_group() as tg:
+            for source in files:
+                tg.start_soon(upload, source)
+        meta = AssetMeta(
+            is_directory=is_dir,
+            files=tuple(FileEntry(f.relpath, f.size, f.sha256) for f in files),
+            push_date=datetime.now(UTC),
+            pushed_by=self._pushed_by,
+            aiomodelkit_version=__version__,
+        )
+        # The meta is the per-version commit point (modelkit's order: data, meta, index).
+        await self._put_new(meta_key(name, version), dump_meta(meta), conditional, name, version)
+        await self._add_to_index(name, version)
+        return result
+
+    async def _put_new(
+        self, key: str, data: bytes | Path, conditional: bool, name: str, version: str
+    ) -> None:
+        try:
+            await self._store.put(key, data, if_absent=conditional)
+        except PreconditionFailedError:
+            raise AssetExistsError(
+                f"version {version} was created concurrently", asset=name, key=key, store_url=self._store.url
+            ) from None
+
+    async def _add_to_index(self, name: str, version: str) -> None:
+        key = versions_key(name)
+        for attempt in range(MAX_INDEX_ATTEMPTS):
+            try:
+                versions, token = await self.read_index(name)
+            except AssetNotFoundError:
+                versions, token = [], None
+            merged = self._versioning.sort([*versions, version])
+            try:
+                await self._store.put(
+                    key,
+                    dump_index(merged),
+                    if_absent=token is None and self._store.supports_conditional_writes,
+                    if_match=token if self._store.supports_conditional_writes else None,
+                )
+            except PreconditionFailedError:
+                # Another publisher changed the index: re-read and merge again.
+                await anyio.sleep(min(0.01 * 2**attempt, 0.5))
+                continue
+            return
+        raise PreconditionFailedError(
+            f"could not add version {version} to the index after {MAX_INDEX_ATTEMPTS} attempts",
+            asset=name,
+            key=key,
+            store_url=self._store.url,
+        )
+

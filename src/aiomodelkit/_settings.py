@@ -1,0 +1,158 @@
+"""The one settings object, read from ``AIOMODELKIT_*`` variables in one place.
+
+Precedence, highest first: explicit arguments > ``AIOMODELKIT_*`` > modelkit's ``MODELKIT_*``
+(documented fallbacks, so a team can migrate without renaming its variables) > defaults.
+Un-prefixed variables (``BUCKET``, ``ASSET``...) are never read, unlike modelkit.
+
+=========================  =====================================================
+``AIOMODELKIT_*``          modelkit fallback
+=========================  =====================================================
+``STORAGE``                ``MODELKIT_STORAGE_PROVIDER`` + ``MODELKIT_STORAGE_BUCKET``
+                           + ``MODELKIT_STORAGE_PREFIX`` (default ``modelkit-assets``)
+``ASSETS_DIR``             ``MODELKIT_ASSETS_DIR``
+``VERSIONING``             ``MODELKIT_ASSETS_VERSIONING_SYSTEM``
+=========================  =====================================================
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from ._errors import ConfigError
+from .stores._base import DEFAULT_PREFIX, MiB, StoreOptions
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Settings for stores, the cache and publishing.
+
+    Example:
+        >>> settings = Settings(storage="s3://bucket/team-a", assets_dir="/tmp/assets")
+        >>> settings.storage
+        's3://bucket/team-a'
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIOMODELKIT_", case_sensitive=False, extra="forbid", frozen=True
+    )
+
+    storage: str | None = Field(
+        default=None,
+        description="Store URL: file:///dir, s3://bucket[/prefix] or gs://bucket[/prefix]. "
+        "None means cache-only.",
+    )
+    assets_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "aiomodelkit" / "assets",
+        description="The local cache of assets.",
+    )
+    versioning: Literal["major_minor", "simple_date"] = "major_minor"
+    pushed_by: str | None = Field(
+        default=None, description="Identity recorded in published metas (default user@host)."
+    )
+    max_connections: int = Field(default=64, ge=1, le=4096)
+    chunk_size: int = Field(default=1 * MiB, ge=4096)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=60.0, gt=0)
+
+    @field_validator("assets_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings from ``overrides`` (None values ignored) and the environment.
+
+        Raises:
+            ConfigError: a value is invalid; the message names the setting and variable.
+        """
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])} (AIOMODELKIT_"
+                f"{str(err['loc'][0]).upper() if err['loc'] else ''}): {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"invalid settings: {problems}") from None
+
+    def store_options(self) -> StoreOptions:
+        """The client tuning these settings describe."""
+        return StoreOptions(
+            max_connections=self.max_connections,
+            chunk_size=self.chunk_size,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
+
+    def identity(self) -> str:
+        """Who is publishing: ``pushed_by``, else ``user@host``."""
+        if self.pushed_by:
+            return self.pushed_by
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry (some containers)
+            user = "unknown"
+        return f"{user}@{socket.gethostname()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ModelkitFallbackSource(settings_cls))
+
+
+class _ModelkitFallbackSource(EnvSettingsSource):
+    """Reads modelkit's ``MODELKIT_*`` names for the settings that have an equivalent."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, case_sensitive=True, env_prefix="")
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        env = {k: v for k, v in os.environ.items() if k.startswith("MODELKIT_")}
+        values: dict[str, Any] = {}
+        if env.get("MODELKIT_ASSETS_DIR"):
+            values["assets_dir"] = env["MODELKIT_ASSETS_DIR"]
+        if env.get("MODELKIT_ASSETS_VERSIONING_SYSTEM"):
+            values["versioning"] = env["MODELKIT_ASSETS_VERSIONING_SYSTEM"]
+        provider = env.get("MODELKIT_STORAGE_PROVIDER", "").strip().lower()
+        if provider:
+            bucket = env.get("MODELKIT_STORAGE_BUCKET", "")
+            prefix = env.get("MODELKIT_STORAGE_PREFIX", DEFAULT_PREFIX).strip("/")
+            if not bucket:
+                raise ConfigError(
+                    "MODELKIT_STORAGE_PROVIDER is set but MODELKIT_STORAGE_BUCKET is empty"
+                )
+            if provider == "local":
+                values["storage"] = Path(bucket, prefix).absolute().as_uri()
+            elif provider in ("s3", "gcs"):
+                scheme = "s3" if provider == "s3" else "gs"
+                values["storage"] = f"{scheme}://{bucket}/{prefix}".rstrip("/")
+            else:
+                raise ConfigError(
+                    f"MODELKIT_STORAGE_PROVIDER={provider!r} is not supported "
+                    "(aiomodelkit supports local, s3 and gcs)"
+                )
+        return values

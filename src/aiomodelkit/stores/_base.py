@@ -1,0 +1,222 @@
+"""The one small async protocol every store implements, and what stores share.
+
+Keys passed to a store are relative to its prefix (``models/clf/1.0``); the store joins them
+with its bucket and prefix. Every store maps its client's errors, at the boundary, into the
+tree of :mod:`aiomodelkit._errors`:
+
+* missing object → :class:`~aiomodelkit.AssetNotFoundError` (``key`` set),
+* missing bucket or root → :class:`~aiomodelkit.BucketNotFoundError`,
+* 403 / access denied → :class:`~aiomodelkit.StorePermissionError`,
+* 412 on a conditional write or read → :class:`~aiomodelkit.PreconditionFailedError`,
+* 5xx, throttling, resets, timeouts → :class:`~aiomodelkit.StoreUnavailableError`,
+* anything else → :class:`~aiomodelkit.StoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from .._errors import InvalidStoreDataError, StoreError
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "MiB",
+    "ObjectInfo",
+    "Store",
+    "StoreOptions",
+    "join_key",
+    "read_small_object",
+]
+
+MiB = 1024 * 1024
+#: The key prefix modelkit uses when none is configured.
+DEFAULT_PREFIX = "modelkit-assets"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """Client tuning shared by every store.
+
+    Attributes:
+        max_connections: connection pool size; aiobotocore's default of 10 silently queues
+            parallel downloads, so we default to 64.
+        chunk_size: bytes asked for per read of a response body (aiobotocore iterates 1 KiB
+            chunks by default, ~100k awaits per 100 MiB).
+        connect_timeout: seconds to open a connection.
+        read_timeout: seconds a body may stay silent before the read fails as transient
+            (an idle timeout, not a whole-transfer deadline).
+        list_page_size: keys asked for per listing page (stores cap it at 1000).
+    """
+
+    max_connections: int = 64
+    chunk_size: int = 1 * MiB
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    list_page_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if self.chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        if not 1 <= self.list_page_size <= 1000:
+            raise ValueError("list_page_size must be between 1 and 1000")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a store knows about one object.
+
+    Attributes:
+        key: the key, relative to the store's prefix.
+        size: the size in bytes.
+        etag: the entity tag, without quotes (S3: the MD5 for simple uploads, ``md5-N`` for
+            multipart ones).
+        md5: the hex MD5 of the whole content, when the store guarantees it is one.
+        crc32c: the base64 big-endian CRC32C (GCS), when known.
+        generation: the object generation (GCS), when known.
+        updated: the last modification time, when known.
+    """
+
+    key: str
+    size: int
+    etag: str | None = None
+    md5: str | None = None
+    crc32c: str | None = None
+    generation: str | None = None
+    updated: datetime | None = None
+
+    @property
+    def version_token(self) -> str | None:
+        """The token that pins this exact content for ``if_match`` (generation, else ETag)."""
+        return self.generation or self.etag
+
+
+@runtime_checkable
+class Store(Protocol):
+    """An object store holding modelkit-layout assets.
+
+    Stores are async context managers: the client opens on entry and closes on exit (or
+    :meth:`aclose`); constructors do no I/O.
+    """
+
+    @property
+    def url(self) -> str:
+        """A URL naming the store, free of credentials (``s3://bucket/prefix``)."""
+        ...
+
+    @property
+    def supports_conditional_writes(self) -> bool:
+        """Whether :meth:`put` enforces ``if_absent`` / ``if_match`` atomically."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def aclose(self) -> None:
+        """Close the client; idempotent."""
+        ...
+
+    async def stat(self, key: str) -> ObjectInfo:
+        """Describe one object.
+
+        Raises:
+            AssetNotFoundError: no such object.
+            BucketNotFoundError: no such bucket.
+        """
+        ...
+
+    def read(
+        self,
+        key: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        if_match: str | None = None,
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream an object, or ``length`` bytes from ``offset``, as chunks.
+
+        ``if_match`` pins the read to one :attr:`ObjectInfo.version_token`; a replaced
+        object raises :class:`~aiomodelkit.PreconditionFailedError` instead of mixing
+        contents. Leaving the context closes the response, drained or not.
+
+        Raises:
+            AssetNotFoundError: no such object.
+            StoreUnavailableError: the body stalled longer than the read timeout.
+        """
+        ...
+
+    def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, following pagination."""
+        ...
+
+    async def put(
+        self,
+        key: str,
+        data: bytes | Path,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        """Write an object from bytes or a local file.
+
+        Args:
+            key: the key, relative to the prefix.
+            data: the content, or the path of a file to upload.
+            if_absent: fail if the key exists (conditional create).
+            if_match: fail unless the object still has this version token.
+
+        Raises:
+            PreconditionFailedError: a condition did not hold.
+        """
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Delete an object; deleting a missing key is not an error."""
+        ...
+
+
+def join_key(prefix: str, key: str) -> str:
+    """Join a prefix and a relative key with exactly one ``/``."""
+    prefix = prefix.strip("/")
+    key = key.lstrip("/")
+    return f"{prefix}/{key}" if prefix else key
+
+
+async def read_small_object(store: Store, key: str, *, max_size: int = 16 * MiB) -> bytes:
+    """Read a whole small object (an index or a ``.meta``), refusing anything larger.
+
+    Raises:
+        InvalidStoreDataError: the object is larger than ``max_size``.
+        AssetNotFoundError: no such object.
+    """
+    parts: list[bytes] = []
+    total = 0
+    async with store.read(key) as chunks:
+        async for chunk in chunks:
+            total += len(chunk)
+            if total > max_size:
+                raise InvalidStoreDataError(
+                    f"object is larger than the {max_size} bytes allowed for metadata",
+                    key=key,
+                    store_url=store.url,
+                )
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+def ensure_store_error(exc: BaseException, *, key: str | None, store_url: str) -> StoreError:
+    """A generic :class:`StoreError` for a client error no rule recognised."""
+    return StoreError(f"{type(exc).__name__}: {exc}", key=key, store_url=store_url)

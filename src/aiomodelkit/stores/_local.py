@@ -1,0 +1,301 @@
+"""A store in a plain local directory (the embedded default, and modelkit's ``local`` driver).
+
+Keys map to files under the root: ``<root>/models/clf/1.0``. Writes go to a temporary file
+in the same directory and are moved into place, so a reader never sees half an object;
+``if_absent`` uses a hard link (atomic create-if-missing on POSIX) and ``if_match`` a
+per-key file lock, so conditional writes hold across processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import stat as stat_module
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import anyio
+import anyio.to_thread
+import filelock
+
+from .._errors import (
+    AssetNotFoundError,
+    BucketNotFoundError,
+    InvalidAssetSpecError,
+    InvalidStoreDataError,
+    PreconditionFailedError,
+    StoreError,
+    StorePermissionError,
+)
+from .._spec import validate_relative_path
+from ._base import ObjectInfo, StoreOptions
+
+__all__ = ["LocalStore"]
+
+_TMP_MARKER = ".aiomodelkit-tmp-"
+_LOCK_DIR = ".aiomodelkit-locks"
+
+
+class LocalStore:
+    """A store rooted at a local directory.
+
+    Args:
+        root: the directory that holds the keys (modelkit's bucket and prefix joined). It
+            must exist; like a bucket, it is not created for you.
+        options: read chunk size and listing page size.
+
+    Example:
+        >>> store = LocalStore("/srv/models/modelkit-assets")
+        >>> store.url
+        'file:///srv/models/modelkit-assets'
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, options: StoreOptions | None = None) -> None:
+        self._root = Path(root).expanduser().absolute()
+        self._options = options or StoreOptions()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self._root)!r})"
+
+    @property
+    def root(self) -> Path:
+        """The directory holding the keys."""
+        return self._root
+
+    @property
+    def url(self) -> str:
+        return self._root.as_uri()
+
+    @property
+    def supports_conditional_writes(self) -> bool:
+        return True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Nothing to close: files are opened per operation."""
+
+    # -- paths and errors ---------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        try:
+            validate_relative_path(key, what="key")
+        except InvalidAssetSpecError as exc:
+            raise InvalidStoreDataError(exc.message, key=key, store_url=self.url) from None
+        path = self._root / key
+        # A symlink inside the store must not lead reads or writes outside of it.
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self._root.resolve()):
+            raise InvalidStoreDataError(
+                "key resolves outside the store root (symlink)", key=key, store_url=self.url
+            )
+        return path
+
+    @contextmanager
+    def _map_errors(self, key: str | None) -> Iterator[None]:
+        try:
+            yield
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            if not self._root.is_dir():
+                raise BucketNotFoundError(
+                    "the local store's root directory does not exist", store_url=self.url
+                ) from exc
+            raise AssetNotFoundError("no such object", key=key, store_url=self.url) from exc
+        except PermissionError as exc:
+            raise StorePermissionError(
+                f"permission denied: {exc.strerror}", key=key, store_url=self.url
+            ) from exc
+        except IsADirectoryError as exc:
+            raise AssetNotFoundError(
+                "no such object (the key is a directory)", key=key, store_url=self.url
+            ) from exc
+        except OSError as exc:
+            raise StoreError(
+                f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror}",
+                key=key,
+                store_url=self.url,
+            ) from exc
+
+    def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            etag=_token(st),
+            updated=datetime.fromtimestamp(st.st_mtime, UTC),
+        )
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        with self._map_errors(key):
+            st = await anyio.to_thread.run_sync(os.stat, path)
+            if not stat_module.S_ISREG(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory")
+        return self._info(key, st)
+
+    @asynccontextmanager
+    async def read(
+        self,
+        key: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        if_match: str | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        path = self._path(key)
+        with self._map_errors(key):
+            handle = await anyio.open_file(path, "rb")
+        try:
+            with self._map_errors(key):
+                st = await anyio.to_thread.run_sync(os.fstat, handle.wrapped.fileno())
+            if if_match is not None and _token(st) != if_match:
+                raise PreconditionFailedError(
+                    "object changed since it was pinned", key=key, store_url=self.url
+                )
+            if offset > st.st_size or offset < 0:
+                raise StoreError(
+                    f"range start {offset} is beyond the object's {st.st_size} bytes",
+                    key=key,
+                    store_url=self.url,
+                )
+            yield self._chunks(handle, key, offset, length)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await handle.aclose()
+
+    async def _chunks(
+        self, handle: anyio.AsyncFile[bytes], key: str, offset: int, length: int | None
+    ) -> AsyncIterator[bytes]:
+        with self._map_errors(key):
+            await handle.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                size = self._options.chunk_size
+                if remaining is not None:
+                    size = min(size, remaining)
+                chunk = await handle.read(size)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        with self._map_errors(None):
+            if not await anyio.to_thread.run_sync(self._root.is_dir):
+                raise FileNotFoundError(errno.ENOENT, "no root")
+            found = await anyio.to_thread.run_sync(self._scan, prefix)
+        for key, st in found:
+            yield self._info(key, st)
+
+    def _scan(self, prefix: str) -> list[tuple[str, os.stat_result]]:
+        # Walk only the directory that can contain the prefix, then filter by string
+        # prefix (object-store semantics: "a/b" matches "a/b.versions" and "a/b/1.0").
+        start = self._root / prefix.rpartition("/")[0] if "/" in prefix else self._root
+        found: list[tuple[str, os.stat_result]] = []
+        if not start.is_dir():
+            return found
+        root_text = str(self._root)
+        for directory, dirnames, filenames in os.walk(start):
+            if directory == root_text and _LOCK_DIR in dirnames:
+                dirnames.remove(_LOCK_DIR)
+            for filename in filenames:
+                if _TMP_MARKER in filename:
+                    continue
+                path = os.path.join(directory, filename)
+                key = os.path.relpath(path, root_text).replace(os.sep, "/")
+                if not key.startswith(prefix):
+                    continue
+                st = os.stat(path, follow_symlinks=False)
+                if stat_module.S_ISREG(st.st_mode):
+                    found.append((key, st))
+        found.sort(key=lambda item: item[0].encode())
+        return found
+
+    # -- writes -------------------------------------------------------------------------
+
+    async def put(
+        self,
+        key: str,
+        data: bytes | Path,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        path = self._path(key)
+        with self._map_errors(key):
+            if not await anyio.to_thread.run_sync(self._root.is_dir):
+                raise FileNotFoundError(errno.ENOENT, "no root")
+            st = await anyio.to_thread.run_sync(self._put_sync, key, path, data, if_absent, if_match)
+        return self._info(key, st)
+
+    def _put_sync(
+        self, key: str, path: Path, data: bytes | Path, if_absent: bool, if_match: str | None
+    ) -> os.stat_result:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}{_TMP_MARKER}{uuid.uuid4().hex[:8]}")
+        try:
+            if isinstance(data, bytes):
+                with open(tmp, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+            else:
+                shutil.copyfile(data, tmp)
+            if if_absent:
+                try:
+                    os.link(tmp, path)  # fails if the key exists: atomic create-if-absent
+                except FileExistsError:
+                    raise PreconditionFailedError(
+                        "object already exists", key=key, store_url=self.url
+                    ) from None
+            elif if_match is not None:
+                with self._key_lock(key):
+                    try:
+                        current = _token(os.stat(path))
+                    except FileNotFoundError:
+                        current = None
+                    if current != if_match:
+                        raise PreconditionFailedError(
+                            "object changed since it was read", key=key, store_url=self.url
+                        )
+                    os.replace(tmp, path)
+            else:
+                os.replace(tmp, path)
+            return os.stat(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _key_lock(self, key: str) -> filelock.BaseFileLock:
+        lock_dir = self._root / _LOCK_DIR
+        lock_dir.mkdir(exist_ok=True)
+        # Hash the key: a deep key flattened into one file name could pass 255 bytes.
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return filelock.FileLock(lock_dir / f"{digest}.lock")
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        with self._map_errors(key):
+            await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+
+def _token(st: os.stat_result) -> str:
+    # Every write replaces the file (new inode), so inode + mtime + size pins one content.
+    return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"

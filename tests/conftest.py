@@ -1,0 +1,123 @@
+"""Shared fixtures: isolation from the developer's environment, and real object-store servers.
+
+Servers are synchronous, session-scoped, bind 127.0.0.1 on a free port and stop themselves.
+Per test, each store gets a fresh bucket (moto and fake-gcs-server are reset; SeaweedFS,
+which has no reset, gets one shared bucket and a unique prefix per test).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from aiomodelkit.stores import GCSStore, LocalStore, MemoryStore, S3Store, Store
+from aiomodelkit.testing import FakeGCSServer, MotoServer, SeaweedFSServer
+
+_ISOLATED_PREFIXES = ("AIOMODELKIT_", "MODELKIT_", "AWS_", "GOOGLE_", "GCLOUD_", "BOTO_")
+_ISOLATED_NAMES = ("STORAGE_EMULATOR_HOST", "CLOUDSDK_CONFIG", "S3_ENDPOINT")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's cloud configuration or aiomodelkit settings."""
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED_PREFIXES) or name in _ISOLATED_NAMES:
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    # botocore must never find real credentials or config files.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[FakeGCSServer]:
+    with FakeGCSServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFSServer]:
+    with SeaweedFSServer(tmp_path_factory.mktemp("seaweedfs")) as server:
+        server.create_bucket("tests")
+        yield server
+
+
+StoreFactory = Callable[[], Store]
+
+
+@pytest.fixture
+def s3_store_factory(moto_server: MotoServer) -> StoreFactory:
+    moto_server.reset()
+    moto_server.create_bucket("bucket")
+
+    def make() -> Store:
+        return S3Store(
+            "bucket",
+            "modelkit-assets",
+            endpoint_url=moto_server.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    return make
+
+
+@pytest.fixture
+def seaweedfs_store_factory(seaweedfs_server: SeaweedFSServer) -> StoreFactory:
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+
+    def make() -> Store:
+        return S3Store(
+            "tests",
+            prefix,
+            endpoint_url=seaweedfs_server.endpoint_url,
+            aws_access_key_id=seaweedfs_server.access_key,
+            aws_secret_access_key=seaweedfs_server.secret_key,
+            region_name="us-east-1",
+        )
+
+    return make
+
+
+@pytest.fixture
+def gcs_store_factory(gcs_server: FakeGCSServer) -> StoreFactory:
+    gcs_server.reset()
+    gcs_server.create_bucket("bucket")
+
+    def make() -> Store:
+        return GCSStore("bucket", "modelkit-assets", api_root=gcs_server.endpoint_url)
+
+    return make
+
+
+@pytest.fixture
+def local_store_factory(tmp_path: Path) -> StoreFactory:
+    root = tmp_path / "bucket" / "modelkit-assets"
+    root.mkdir(parents=True)
+    return lambda: LocalStore(root)
+
+
+@pytest.fixture
+def memory_store_factory() -> StoreFactory:
+    store = MemoryStore()
+    return lambda: store
+
+
+@pytest.fixture(params=["memory", "local", "s3", "gcs"])
+def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
+    """The same contract, run against every store."""
+    factory: StoreFactory = request.getfixturevalue(f"{request.param}_store_factory")
+    return factory
