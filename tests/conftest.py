@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
-from aiomodelkit.stores import GCSStore, LocalStore, MemoryStore, S3Store, Store
+from aiomodelkit.stores import GCSStore, LocalStore, MemoryStore, S3Store, Store, StoreOptions
 from aiomodelkit.testing import FakeGCSServer, MotoServer, SeaweedFSServer
 
 _ISOLATED_PREFIXES = ("AIOMODELKIT_", "MODELKIT_", "AWS_", "GOOGLE_", "GCLOUD_", "BOTO_")
@@ -54,7 +55,10 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seawe
         yield server
 
 
-StoreFactory = Callable[[], Store]
+class StoreFactory(Protocol):
+    """Builds an unopened store; tests enter it with ``async with``."""
+
+    def __call__(self, options: StoreOptions | None = None) -> Store: ...
 
 
 @pytest.fixture
@@ -62,10 +66,11 @@ def s3_store_factory(moto_server: MotoServer) -> StoreFactory:
     moto_server.reset()
     moto_server.create_bucket("bucket")
 
-    def make() -> Store:
+    def make(options: StoreOptions | None = None) -> Store:
         return S3Store(
             "bucket",
             "modelkit-assets",
+            options=options,
             endpoint_url=moto_server.endpoint_url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -79,10 +84,11 @@ def s3_store_factory(moto_server: MotoServer) -> StoreFactory:
 def seaweedfs_store_factory(seaweedfs_server: SeaweedFSServer) -> StoreFactory:
     prefix = f"t-{uuid.uuid4().hex[:12]}"
 
-    def make() -> Store:
+    def make(options: StoreOptions | None = None) -> Store:
         return S3Store(
             "tests",
             prefix,
+            options=options,
             endpoint_url=seaweedfs_server.endpoint_url,
             aws_access_key_id=seaweedfs_server.access_key,
             aws_secret_access_key=seaweedfs_server.secret_key,
@@ -97,8 +103,10 @@ def gcs_store_factory(gcs_server: FakeGCSServer) -> StoreFactory:
     gcs_server.reset()
     gcs_server.create_bucket("bucket")
 
-    def make() -> Store:
-        return GCSStore("bucket", "modelkit-assets", api_root=gcs_server.endpoint_url)
+    def make(options: StoreOptions | None = None) -> Store:
+        return GCSStore(
+            "bucket", "modelkit-assets", options=options, api_root=gcs_server.endpoint_url
+        )
 
     return make
 
@@ -107,13 +115,22 @@ def gcs_store_factory(gcs_server: FakeGCSServer) -> StoreFactory:
 def local_store_factory(tmp_path: Path) -> StoreFactory:
     root = tmp_path / "bucket" / "modelkit-assets"
     root.mkdir(parents=True)
-    return lambda: LocalStore(root)
+
+    def make(options: StoreOptions | None = None) -> Store:
+        return LocalStore(root, options=options)
+
+    return make
 
 
 @pytest.fixture
 def memory_store_factory() -> StoreFactory:
-    store = MemoryStore()
-    return lambda: store
+    stores: dict[StoreOptions | None, MemoryStore] = {}
+
+    def make(options: StoreOptions | None = None) -> Store:
+        # The same instance (and content) for every call with the same options.
+        return stores.setdefault(options, MemoryStore(options=options))
+
+    return make
 
 
 @pytest.fixture(params=["memory", "local", "s3", "gcs"])

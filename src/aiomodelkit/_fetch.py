@@ -138,7 +138,7 @@ class Fetcher:
         async for info in self._store.list_objects(prefix):
             relpath = info.key[len(prefix) :]
             try:
-                validate_relative_path(relpath, what="object key")
+                validate_relative_path(relpath, what="object key", allow_space=True)
             except ModelkitError as exc:
                 raise InvalidStoreDataError(exc.message, asset=name, key=info.key) from None
             entries.append(FileEntry(relpath, info.size))

@@ -150,7 +150,7 @@ def _check_path(path: Any, *, key: str, asset: str) -> str:
     # Older modelkit stores wrote contents with a leading slash.
     relative = path[1:] if path.startswith("/") else path
     try:
-        return validate_relative_path(relative, what="meta contents entry")
+        return validate_relative_path(relative, what="meta contents entry", allow_space=True)
     except InvalidAssetSpecError as exc:
         raise InvalidStoreDataError(exc.message, key=key, asset=asset) from None
 

@@ -110,7 +110,7 @@ def scan_source(local_path: Path) -> tuple[bool, list[SourceFile]]:
             if not stat.S_ISREG(path.stat().st_mode):
                 continue
             relpath = path.relative_to(local_path).as_posix()
-            validate_relative_path(relpath, what="file name")
+            validate_relative_path(relpath, what="file name", allow_space=True)
             files.append(_source_file(relpath, path))
     if not files:
         raise ConfigError(f"nothing to publish: {str(local_path)!r} holds no file")
@@ -238,16 +238,28 @@ class Publisher:
         conditional = self._store.supports_conditional_writes
         limiter = anyio.CapacityLimiter(UPLOAD_CONCURRENCY)
 
+        created: list[str] = []
+
         async def upload(source: SourceFile) -> None:
             key = data_key(name, version, source.relpath if is_dir else None)
             async with limiter:
                 await self._put_new(key, source.path, conditional, name, version)
+            created.append(key)
             if self._on_event is not None:
                 self._on_event(ObjectUploaded(asset=name, key=key, size=source.size))
 
-        async with anyio.create_task_group() as tg:
-            for source in files:
-                tg.start_soon(upload, source)
+        try:
+            async with anyio.create_task_group() as tg:
+                for source in files:
+                    tg.start_soon(upload, source)
+        except* AssetExistsError as group:
+            # Another publisher owns this version: remove what we created under it (only
+            # keys our conditional writes created, so never theirs), then report one
+            # condition; update() reacts by taking the next version number.
+            with anyio.CancelScope(shield=True):
+                for key in created:
+                    await self._store.delete(key)
+            raise group.exceptions[0] from None
         meta = AssetMeta(
             is_directory=is_dir,
             files=tuple(FileEntry(f.relpath, f.size, f.sha256) for f in files),

@@ -34,7 +34,7 @@ _SPEC = re.compile(r"(?P<name>[^:\[\]]*)(?::(?P<version>[^:\[\]]*))?(?:\[(?P<sub
 _RESERVED_SUFFIXES = (".versions", ".meta")
 
 
-def _check_common(text: str, what: str, spec: str | None) -> None:
+def _check_common(text: str, what: str, spec: str | None, *, allow_space: bool = False) -> None:
     if not text:
         raise InvalidAssetSpecError(f"{what} is empty", spec=spec)
     if "\\" in text:
@@ -42,6 +42,8 @@ def _check_common(text: str, what: str, spec: str | None) -> None:
     if "\x00" in text:
         raise InvalidAssetSpecError(f"{what} {text!r} contains a NUL byte", spec=spec)
     for char in text:
+        if char == " " and allow_space:
+            continue
         if char.isspace() or unicodedata.category(char).startswith("C"):
             raise InvalidAssetSpecError(
                 f"{what} {text!r} contains whitespace or a control character ({char!r})", spec=spec
@@ -93,16 +95,19 @@ def validate_asset_name(name: str, *, spec: str | None = None) -> str:
     return name
 
 
-def validate_relative_path(path: str, *, what: str = "sub-part", spec: str | None = None) -> str:
+def validate_relative_path(
+    path: str, *, what: str = "sub-part", spec: str | None = None, allow_space: bool = False
+) -> str:
     """Check that ``path`` is a relative ``/``-separated path that stays inside its root.
 
     Used for sub-parts and for the file list of a directory asset's ``.meta``; unicode is
-    allowed, anything that could climb out of a directory is not.
+    allowed (and plain spaces with ``allow_space``, for file names inside an asset),
+    anything that could climb out of a directory is not.
 
     Raises:
         InvalidAssetSpecError: naming the offending part.
     """
-    _check_common(path, what, spec)
+    _check_common(path, what, spec, allow_space=allow_space)
     for segment in _check_segments(path, what, spec):
         if ":" in segment and len(segment) >= 2 and segment[1] == ":":
             raise InvalidAssetSpecError(f"{what} {path!r} looks like a drive letter", spec=spec)

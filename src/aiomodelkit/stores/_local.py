@@ -95,7 +95,7 @@ class LocalStore:
 
     def _path(self, key: str) -> Path:
         try:
-            validate_relative_path(key, what="key")
+            validate_relative_path(key, what="key", allow_space=True)
         except InvalidAssetSpecError as exc:
             raise InvalidStoreDataError(exc.message, key=key, store_url=self.url) from None
         path = self._root / key

@@ -1,0 +1,54 @@
+"""Developer and CI entry points: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+PYPROJECT = nox.project.load_toml(Path(__file__).parent / "pyproject.toml")
+
+
+def install(session: nox.Session, *groups: str, extras: str = "all", editable: bool = True) -> None:
+    """Install the project with ``extras`` and the PEP 735 ``groups``.
+
+    The venv's own pip is upgraded first: the machines ship pip 23, which predates
+    dependency groups and resolves slowly.
+    """
+    session.install("--upgrade", "pip")
+    requirements = [req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)]
+    target = f".[{extras}]" if extras else "."
+    session.install(*(["-e", target] if editable else [target]), *requirements)
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """Run the test suite against real servers (moto, fake-gcs-server, SeaweedFS) on 127.0.0.1."""
+    install(session, "test")
+    session.run(
+        "pytest",
+        "--cov=aiomodelkit",
+        "--cov-report=term",
+        "--durations=10",
+        *session.posargs,
+    )
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("--upgrade", "pip")
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over src, tests, benchmarks, examples and this file."""
+    install(session, "typecheck")
+    session.run("mypy")

@@ -1,0 +1,223 @@
+"""Migration: stores and caches written by modelkit 0.1.3 work here, and the other way round.
+
+Two kinds of proof: a store laid out by hand exactly as modelkit writes it (from its
+documented layout), read through every store; and modelkit 0.1.3 itself, run in a
+subprocess against a local store, reading what we publish and publishing what we read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aiomodelkit import AssetNotFoundError, AssetsManager, InvalidStoreDataError, Settings
+from aiomodelkit.stores import Store
+
+StoreFactory = Callable[..., Store]
+
+_MODELKIT = textwrap.dedent(
+    """
+    import json, sys
+    from modelkit.assets.manager import AssetsManager
+    from modelkit.assets.remote import StorageProvider
+
+    command, *args = sys.argv[1:]
+    if command == "fetch":
+        info = AssetsManager().fetch_asset(args[0], return_info=True)
+        print(json.dumps({"path": info["path"], "version": info["version"]}))
+    elif command == "versions":
+        print(json.dumps(StorageProvider().get_versions_info(args[0])))
+    elif command in ("new", "update"):
+        path, name, version = args
+        getattr(StorageProvider(), command)(path, name, version)
+    """
+)
+
+
+def _modelkit(store_root: Path, cache: Path, *args: str) -> str:
+    """Run modelkit 0.1.3 with its local driver on ``store_root`` (bucket + default prefix)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ["HOME"],
+        "MODELKIT_STORAGE_PROVIDER": "local",
+        "MODELKIT_STORAGE_BUCKET": str(store_root),
+        "MODELKIT_ASSETS_DIR": str(cache),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _MODELKIT, *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def _settings(tmp_path: Path, cache: str = "cache") -> Settings:
+    return Settings(assets_dir=tmp_path / cache, pushed_by="tester")
+
+
+async def _write_modelkit_store(store: Store) -> None:
+    """The objects modelkit 0.1.3 writes, byte for byte in shape (reference §3)."""
+    date = "2024-05-02T10:11:12.123456+00:00"
+    objects = {
+        "models/clf.versions": {"versions": ["10.0", "1.10", "1.2", "0.0"]},
+        "models/clf/0.0.meta": {"push_date": date, "is_directory": False},
+        "models/clf/1.2.meta": {"push_date": date, "is_directory": False},
+        "models/clf/1.10.meta": {"push_date": date, "is_directory": False},
+        "models/clf/10.0.meta": {"push_date": date, "is_directory": False},
+        "models/tok.versions": {"versions": ["0.1", "0.0"]},
+        # Current modelkit writes contents without a leading slash...
+        "models/tok/0.1.meta": {
+            "push_date": date,
+            "is_directory": True,
+            "contents": ["sub/merges.txt", "vocab.txt"],
+        },
+        # ...older stores wrote it with one.
+        "models/tok/0.0.meta": {
+            "push_date": date,
+            "is_directory": True,
+            "contents": ["/sub/merges.txt", "/vocab.txt"],
+        },
+    }
+    for key, value in objects.items():
+        await store.put(key, json.dumps(value).encode())
+    for version in ("0.0", "1.2", "1.10", "10.0"):
+        await store.put(f"models/clf/{version}", f"clf {version}".encode())
+    for version in ("0.0", "0.1"):
+        await store.put(f"models/tok/{version}/vocab.txt", f"vocab {version}".encode())
+        await store.put(f"models/tok/{version}/sub/merges.txt", f"merges {version}".encode())
+
+
+async def test_reads_a_store_laid_out_by_modelkit(store_factory: StoreFactory, tmp_path: Path) -> None:
+    store = store_factory()
+    async with store:
+        await _write_modelkit_store(store)
+    async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
+        assert await am.list_assets() == ["models/clf", "models/tok"]
+        assert await am.versions("models/clf") == ["10.0", "1.10", "1.2", "0.0"]
+        one = await am.fetch("models/clf:1")
+        ten = await am.fetch("models/clf:10")
+        newest = await am.fetch("models/clf")
+        old_tok = await am.fetch("models/tok:0.0[sub/merges.txt]")
+        new_tok = await am.fetch("models/tok:0")
+        meta = await am.meta("models/tok", "0.0")
+    # name:1 is the newest 1.x, compared numerically, and never 10.x (modelkit's bug).
+    assert (one.version, one.path.read_text()) == ("1.10", "clf 1.10")
+    assert ten.version == newest.version == "10.0"
+    assert old_tok.path.read_text() == "merges 0.0"
+    assert (new_tok.path / "vocab.txt").read_text() == "vocab 0.1"
+    assert meta.pushed_by is None and meta.push_date is not None
+    assert [f.path for f in meta.files] == ["sub/merges.txt", "vocab.txt"]
+
+
+@pytest.mark.parametrize(
+    ("meta", "match"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[]", "JSON object"),
+        (b'{"push_date": "x", "is_directory": true, "contents": []}', "ISO-8601"),
+        (b'{"is_directory": "yes"}', "boolean is_directory"),
+        (b'{"is_directory": true, "contents": ["../../etc/passwd"]}', r"'\.\.' segment"),
+        (b'{"is_directory": true, "contents": ["a\\\\b"]}', "backslash"),
+        (b'{"is_directory": true, "contents": ["a//b"]}', "empty path segment"),
+        (b'{"is_directory": true, "contents": ["a", "a/b"]}', "a file and a directory"),
+        (b'{"is_directory": true, "contents": ["x\\u0000y"]}', "NUL"),
+        (b'{"is_directory": false, "size": -1}', "byte count"),
+        (b'{"is_directory": false, "sha256": "abc"}', "hex digest"),
+    ],
+)
+async def test_hostile_or_broken_meta_is_refused(
+    tmp_path: Path, meta: bytes, match: str
+) -> None:
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    async with AssetsManager(storage=store_dir.as_uri(), settings=_settings(tmp_path)) as am:
+        assert am.store is not None
+        await am.store.put("evil.versions", b'{"versions": ["0.0"]}')
+        await am.store.put("evil/0.0.meta", meta)
+        await am.store.put("evil/0.0", b"data")
+        with pytest.raises(InvalidStoreDataError, match=match) as info:
+            await am.fetch("evil:0.0")
+    assert info.value.asset == "evil"
+    assert not (tmp_path / "cache" / "evil" / "0.0").exists()
+    assert not (tmp_path / "etc").exists()
+
+
+@pytest.mark.parametrize(
+    "index",
+    [b'{"versions": "0.0"}', b'{"versions": ["0.0", "../x"]}', b'{"versions": [1]}', b"{}"],
+)
+async def test_broken_index_is_refused(tmp_path: Path, index: bytes) -> None:
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    async with AssetsManager(storage=store_dir.as_uri(), settings=_settings(tmp_path)) as am:
+        assert am.store is not None
+        await am.store.put("bad.versions", index)
+        with pytest.raises(InvalidStoreDataError) as info:
+            await am.fetch("bad")
+    assert info.value.key == "bad.versions"
+
+
+async def test_modelkit_reads_what_we_publish(tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    store_root = bucket / "modelkit-assets"
+    store_root.mkdir(parents=True)
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "weights.bin").write_bytes(b"w" * 1000)
+    (model / "sub" / "vocab.txt").write_text("vocab")
+    single = tmp_path / "single.bin"
+    single.write_bytes(b"single")
+    async with AssetsManager(storage=store_root.as_uri(), settings=_settings(tmp_path)) as am:
+        await am.new(model, "models/tok")
+        await am.update(model, "models/tok")
+        await am.new(single, "models/one")
+    modelkit_cache = tmp_path / "modelkit-cache"
+    modelkit_cache.mkdir()
+    versions = json.loads(_modelkit(bucket, modelkit_cache, "versions", "models/tok"))
+    tok = json.loads(_modelkit(bucket, modelkit_cache, "fetch", "models/tok:0[sub/vocab.txt]"))
+    one = json.loads(_modelkit(bucket, modelkit_cache, "fetch", "models/one"))
+    assert versions == ["0.1", "0.0"]
+    assert tok["version"] == "0.1" and Path(tok["path"]).read_text() == "vocab"
+    assert one["version"] == "0.0" and Path(one["path"]).read_bytes() == b"single"
+
+    # And a cache populated by modelkit (with its .SUCCESS markers) is a valid cache here.
+    async with AssetsManager(storage=None, settings=Settings(assets_dir=modelkit_cache)) as offline:
+        cached = await offline.fetch("models/tok:0.1[sub/vocab.txt]")
+        with pytest.raises(AssetNotFoundError):
+            await offline.fetch("models/tok:0.0")
+    assert cached.from_cache and cached.path.read_text() == "vocab"
+
+
+async def test_we_read_what_modelkit_publishes(tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    store_root = bucket / "modelkit-assets"
+    store_root.mkdir(parents=True)
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "sub" / "vocab.txt").write_text("vocab")
+    (model / "weights.bin").write_bytes(b"w" * 100)
+    single = tmp_path / "single.bin"
+    single.write_bytes(b"one")
+    cache = tmp_path / "modelkit-cache"
+    cache.mkdir()
+    _modelkit(bucket, cache, "new", str(model), "models/tok", "0.0")
+    _modelkit(bucket, cache, "update", str(single), "models/tok", "1.0")
+    async with AssetsManager(storage=store_root.as_uri(), settings=_settings(tmp_path)) as am:
+        versions = await am.versions("models/tok")
+        meta = await am.meta("models/tok", "0.0")
+        directory = await am.fetch("models/tok:0[sub/vocab.txt]")
+        file_asset = await am.fetch("models/tok")
+        update = await am.update(single, "models/tok", bump_major=True)
+    assert versions == ["1.0", "0.0"]
+    assert meta.is_directory and {f.path for f in meta.files} == {"sub/vocab.txt", "weights.bin"}
+    assert all(f.sha256 is None for f in meta.files)  # modelkit records no checksums
+    assert directory.path.read_text() == "vocab"
+    assert file_asset.version == "1.0" and file_asset.path.read_bytes() == b"one"
+    assert update.version == "2.0"
+    assert json.loads(_modelkit(bucket, cache, "versions", "models/tok")) == ["2.0", "1.0", "0.0"]
