@@ -51,7 +51,11 @@ def _modelkit(store_root: Path, cache: Path, *args: str) -> str:
         "MODELKIT_ASSETS_DIR": str(cache),
     }
     done = subprocess.run(
-        [sys.executable, "-c", _MODELKIT, *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", _MODELKIT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
@@ -93,7 +97,9 @@ async def _write_modelkit_store(store: Store) -> None:
         await store.put(f"models/tok/{version}/sub/merges.txt", f"merges {version}".encode())
 
 
-async def test_reads_a_store_laid_out_by_modelkit(store_factory: StoreFactory, tmp_path: Path) -> None:
+async def test_reads_a_store_laid_out_by_modelkit(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
     store = store_factory()
     async with store:
         await _write_modelkit_store(store)
@@ -111,7 +117,8 @@ async def test_reads_a_store_laid_out_by_modelkit(store_factory: StoreFactory, t
     assert ten.version == newest.version == "10.0"
     assert old_tok.path.read_text() == "merges 0.0"
     assert (new_tok.path / "vocab.txt").read_text() == "vocab 0.1"
-    assert meta.pushed_by is None and meta.push_date is not None
+    assert meta.pushed_by is None
+    assert meta.push_date is not None
     assert [f.path for f in meta.files] == ["sub/merges.txt", "vocab.txt"]
 
 
@@ -131,9 +138,7 @@ async def test_reads_a_store_laid_out_by_modelkit(store_factory: StoreFactory, t
         (b'{"is_directory": false, "sha256": "abc"}', "hex digest"),
     ],
 )
-async def test_hostile_or_broken_meta_is_refused(
-    tmp_path: Path, meta: bytes, match: str
-) -> None:
+async def test_hostile_or_broken_meta_is_refused(tmp_path: Path, meta: bytes, match: str) -> None:
     store_dir = tmp_path / "store"
     store_dir.mkdir()
     async with AssetsManager(storage=store_dir.as_uri(), settings=_settings(tmp_path)) as am:
@@ -183,15 +188,18 @@ async def test_modelkit_reads_what_we_publish(tmp_path: Path) -> None:
     tok = json.loads(_modelkit(bucket, modelkit_cache, "fetch", "models/tok:0[sub/vocab.txt]"))
     one = json.loads(_modelkit(bucket, modelkit_cache, "fetch", "models/one"))
     assert versions == ["0.1", "0.0"]
-    assert tok["version"] == "0.1" and Path(tok["path"]).read_text() == "vocab"
-    assert one["version"] == "0.0" and Path(one["path"]).read_bytes() == b"single"
+    assert tok["version"] == "0.1"
+    assert Path(tok["path"]).read_text() == "vocab"
+    assert one["version"] == "0.0"
+    assert Path(one["path"]).read_bytes() == b"single"
 
     # And a cache populated by modelkit (with its .SUCCESS markers) is a valid cache here.
     async with AssetsManager(storage=None, settings=Settings(assets_dir=modelkit_cache)) as offline:
         cached = await offline.fetch("models/tok:0.1[sub/vocab.txt]")
         with pytest.raises(AssetNotFoundError):
             await offline.fetch("models/tok:0.0")
-    assert cached.from_cache and cached.path.read_text() == "vocab"
+    assert cached.from_cache
+    assert cached.path.read_text() == "vocab"
 
 
 async def test_we_read_what_modelkit_publishes(tmp_path: Path) -> None:
@@ -215,9 +223,11 @@ async def test_we_read_what_modelkit_publishes(tmp_path: Path) -> None:
         file_asset = await am.fetch("models/tok")
         update = await am.update(single, "models/tok", bump_major=True)
     assert versions == ["1.0", "0.0"]
-    assert meta.is_directory and {f.path for f in meta.files} == {"sub/vocab.txt", "weights.bin"}
+    assert meta.is_directory
+    assert {f.path for f in meta.files} == {"sub/vocab.txt", "weights.bin"}
     assert all(f.sha256 is None for f in meta.files)  # modelkit records no checksums
     assert directory.path.read_text() == "vocab"
-    assert file_asset.version == "1.0" and file_asset.path.read_bytes() == b"one"
+    assert file_asset.version == "1.0"
+    assert file_asset.path.read_bytes() == b"one"
     assert update.version == "2.0"
     assert json.loads(_modelkit(bucket, cache, "versions", "models/tok")) == ["2.0", "1.0", "0.0"]

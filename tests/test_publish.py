@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
@@ -23,6 +23,9 @@ from aiomodelkit import (
 )
 from aiomodelkit.stores import GCSStore, Store
 from aiomodelkit.stores._base import read_small_object
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 StoreFactory = Callable[..., Store]
 
@@ -57,12 +60,18 @@ async def test_file_asset_round_trip(store_factory: StoreFactory, tmp_path: Path
         result = await am.new(source, "models/clf")
         fetched = await am.fetch("models/clf")
         again = await am.fetch("models/clf:0.0")
-    assert (result.version, result.objects, result.size, result.is_directory) == ("0.0", 1, 123_456, False)
+    assert (result.version, result.objects, result.size, result.is_directory) == (
+        "0.0",
+        1,
+        123_456,
+        False,
+    )
     assert fetched.version == "0.0"
     assert fetched.path == tmp_path / "cache" / "models" / "clf" / "0.0"
     assert fetched.path.read_bytes() == source.read_bytes()
     assert (fetched.from_cache, fetched.size, fetched.objects) == (False, 123_456, 1)
-    assert again.from_cache and again.path == fetched.path
+    assert again.from_cache
+    assert again.path == fetched.path
 
 
 async def test_directory_asset_round_trip(
@@ -74,13 +83,16 @@ async def test_directory_asset_round_trip(
         sub = await am.fetch("category/deep/name/tok:0[sub/deeper/ファイル.txt]")
         with pytest.raises(AssetNotFoundError, match="sub-part"):
             await am.fetch("category/deep/name/tok[sub/missing.txt]")
-    assert result.is_directory and result.objects == 4
+    assert result.is_directory
+    assert result.objects == 4
     assert _tree(fetched.path) == _tree(model_dir)
     assert sub.path.read_text() == "deep"
     assert sub.from_cache
 
 
-async def test_remote_layout_and_meta(store_factory: StoreFactory, tmp_path: Path, model_dir: Path) -> None:
+async def test_remote_layout_and_meta(
+    store_factory: StoreFactory, tmp_path: Path, model_dir: Path
+) -> None:
     store = store_factory()
     async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
         await am.new(model_dir, "models/tok")
@@ -106,15 +118,23 @@ async def test_remote_layout_and_meta(store_factory: StoreFactory, tmp_path: Pat
     # modelkit's three fields, exactly as it writes them...
     assert list(dir_meta)[:3] == ["push_date", "is_directory", "contents"]
     assert dir_meta["is_directory"] is True
-    assert dir_meta["contents"] == ["config.json", "sub/deeper/ファイル.txt", "sub/vocab é.txt", "weights.bin"]
-    assert dir_meta["push_date"].endswith("+00:00") and "." in dir_meta["push_date"]
+    assert dir_meta["contents"] == [
+        "config.json",
+        "sub/deeper/ファイル.txt",
+        "sub/vocab é.txt",
+        "weights.bin",
+    ]
+    assert dir_meta["push_date"].endswith("+00:00")
+    assert "." in dir_meta["push_date"]
     # ...plus ours: who, which aiomodelkit, and a size and sha256 per object.
     assert dir_meta["pushed_by"] == "alice@example"
     assert dir_meta["aiomodelkit_version"] == __version__
     assert dir_meta["files"]["weights.bin"]["size"] == 200_000
     assert len(dir_meta["files"]["weights.bin"]["sha256"]) == 64
-    assert file_meta["is_directory"] is False and file_meta["size"] == 200_000
-    assert parsed.pushed_by == "alice@example" and parsed.total_size == 200_000 + 13 + 5 + 4
+    assert file_meta["is_directory"] is False
+    assert file_meta["size"] == 200_000
+    assert parsed.pushed_by == "alice@example"
+    assert parsed.total_size == 200_000 + 13 + 5 + 4
 
 
 async def test_update_versions_and_resolution(store_factory: StoreFactory, tmp_path: Path) -> None:
@@ -139,7 +159,8 @@ async def test_update_versions_and_resolution(store_factory: StoreFactory, tmp_p
             await am.fetch("m:7")
     assert published == [f"0.{i}" for i in range(10)] + ["1.0", "1.1", "0.10"]
     assert versions == ["1.1", "1.0", "0.10", *[f"0.{i}" for i in range(9, -1, -1)]]
-    assert latest_zero.version == "0.10" and latest_zero.path.read_text() == "back to major 0"
+    assert latest_zero.version == "0.10"
+    assert latest_zero.path.read_text() == "back to major 0"
     assert latest_one.version == "1.1"
     assert newest.version == "1.1"
     assert missing.value.available_versions == tuple(versions)
@@ -184,7 +205,9 @@ async def test_directory_versions_are_immutable(
     assert versions == ["0.2", "0.0"]
 
 
-async def test_dry_run_writes_nothing(store_factory: StoreFactory, tmp_path: Path, model_dir: Path) -> None:
+async def test_dry_run_writes_nothing(
+    store_factory: StoreFactory, tmp_path: Path, model_dir: Path
+) -> None:
     store = store_factory()
     async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
         result = await am.new(model_dir, "models/dry", dry_run=True)
@@ -193,10 +216,13 @@ async def test_dry_run_writes_nothing(store_factory: StoreFactory, tmp_path: Pat
         planned = await am.update(model_dir, "models/dry", bump_major=True, dry_run=True)
         versions = await am.versions("models/dry")
     assert (result.version, result.dry_run, result.objects) == ("0.0", True, 4)
-    assert planned.version == "1.0" and versions == ["0.0"]
+    assert planned.version == "1.0"
+    assert versions == ["0.0"]
 
 
-async def test_concurrent_updates_lose_no_version(store_factory: StoreFactory, tmp_path: Path) -> None:
+async def test_concurrent_updates_lose_no_version(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
     store = store_factory()
     sources = []
     for index in range(4):
@@ -234,7 +260,9 @@ async def test_list_assets(store_factory: StoreFactory, tmp_path: Path) -> None:
         assert await am.list_assets() == ["a/one", "b/two", "c"]
 
 
-async def test_upload_progress_events(store_factory: StoreFactory, tmp_path: Path, model_dir: Path) -> None:
+async def test_upload_progress_events(
+    store_factory: StoreFactory, tmp_path: Path, model_dir: Path
+) -> None:
     events: list[Event] = []
     async with AssetsManager(
         storage=store_factory(), settings=_settings(tmp_path), on_event=events.append

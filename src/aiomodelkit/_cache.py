@@ -22,10 +22,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._errors import InvalidStoreDataError
-from ._versioning import VersioningSystem
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ._versioning import VersioningSystem
 
 __all__ = ["AssetCache"]
 

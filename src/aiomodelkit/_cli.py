@@ -6,10 +6,9 @@ User errors print one line and exit with status 1; nothing prints a traceback fo
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import anyio
 import typer
@@ -29,8 +28,12 @@ from rich.table import Table
 from ._errors import ConfigError, ModelkitError
 from ._events import BytesReceived, Event, EventCallback, ObjectUploaded
 from ._manager import AssetsManager
-from ._publish import PublishResult
 from ._settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
+    from ._publish import PublishResult
 
 __all__ = ["app", "main"]
 
@@ -72,7 +75,9 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except ModelkitError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None
 
 
@@ -124,9 +129,10 @@ def _publish(
                 plan = await call(am, True)
                 progress.update(task, total=plan.size)
                 verb = "Would publish" if dry_run else "Publish"
+                where = am.store.url if am.store else ""
                 err_console.print(
                     f"{verb} {escape(str(local_path))} as [bold]{escape(str(plan.spec))}[/] "
-                    f"({plan.objects} object(s), {plan.size} bytes) to {am.store.url if am.store else ''}",
+                    f"({plan.objects} object(s), {plan.size} bytes) to {escape(where)}",
                     highlight=False,
                 )
                 if dry_run:
@@ -137,7 +143,7 @@ def _publish(
 
     result = _run(go)
     if not result.dry_run:
-        console.print(f"published {result.spec}", highlight=False, markup=False)
+        typer.echo(f"published {result.spec}")
 
 
 @assets_app.command("new")
@@ -164,7 +170,9 @@ def assets_new(
 def assets_update(
     local_path: Annotated[Path, typer.Argument(help="File or directory to publish.")],
     name: Annotated[str, typer.Argument(help="Existing asset name.")],
-    bump_major: Annotated[bool, typer.Option("--bump-major", help="Start a new major version.")] = False,
+    bump_major: Annotated[
+        bool, typer.Option("--bump-major", help="Start a new major version.")
+    ] = False,
     major: Annotated[
         str | None, typer.Option("--major", help="Publish the next minor of this major version.")
     ] = None,
@@ -180,7 +188,9 @@ def assets_update(
         storage,
         yes,
         dry_run,
-        lambda am, dry: am.update(local_path, name, bump_major=bump_major, major=major, dry_run=dry),
+        lambda am, dry: am.update(
+            local_path, name, bump_major=bump_major, major=major, dry_run=dry
+        ),
     )
 
 
@@ -261,7 +271,8 @@ def assets_fetch(
                 return rows
 
     for spec, path, status in _run(go):
-        console.print(f"{spec}\t{path}\t{status}", highlight=False, markup=False, soft_wrap=True)
+        # Plain tab-separated lines: meant for scripts as much as for people.
+        typer.echo(f"{spec}\t{path}\t{status}")
 
 
 @app.command("demo")

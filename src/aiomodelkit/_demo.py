@@ -6,15 +6,18 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
-from rich.console import Console
 from rich.markup import escape
 
 from ._manager import AssetsManager
 from ._settings import Settings
 from .stores._base import MiB
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _make_sample(root: Path, size_mib: int) -> None:
@@ -51,11 +54,12 @@ async def run_demo(console: Console, *, size_mib: int = 64) -> None:
             warm = await am.fetch("demo/classifier:0.0[weights.bin]")
             warm_s = time.perf_counter() - start
         console.print(
-            f"cold fetch of {escape(str(cold.spec))} -> version {cold.version}: {cold.objects} objects, "
-            f"{cold.size / MiB:.1f} MiB in {cold_s * 1000:.0f} ms "
+            f"cold fetch of {escape(str(cold.spec))} -> version {cold.version}: "
+            f"{cold.objects} objects, {cold.size / MiB:.1f} MiB in {cold_s * 1000:.0f} ms "
             f"({cold.size / MiB / max(cold_s, 1e-9):.0f} MiB/s)\n"
             f"  landed at {cold.path}\n"
-            f"warm fetch of {escape(str(warm.spec))}: from cache={warm.from_cache} in {warm_s * 1000:.1f} ms\n"
+            f"warm fetch of {escape(str(warm.spec))}: from cache={warm.from_cache} "
+            f"in {warm_s * 1000:.1f} ms\n"
             f"  landed at {warm.path}",
             highlight=False,
         )

@@ -24,8 +24,10 @@ Errors carry their context as keyword-only attributes (``asset``, ``key``, ``sto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "AssetExistsError",
@@ -142,7 +144,9 @@ class AssetNotFoundError(ModelkitError, FileNotFoundError):
         store_url: str | None = None,
         available_versions: Sequence[str] | None = None,
     ) -> None:
-        self.available_versions = tuple(available_versions) if available_versions is not None else None
+        self.available_versions = (
+            tuple(available_versions) if available_versions is not None else None
+        )
         super().__init__(message, asset=asset, key=key, store_url=store_url)
 
     def _context(self) -> dict[str, Any]:
@@ -160,7 +164,7 @@ class AssetExistsError(ModelkitError):
 
 
 class InvalidStoreDataError(ModelkitError):
-    """The store returned data that is malformed or hostile (bad JSON, unsafe paths, lying sizes)."""
+    """The store returned malformed or hostile data (bad JSON, unsafe paths, lying sizes)."""
 
 
 class DownloadError(ModelkitError):

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 import anyio.to_thread
 
-from ._cache import AssetCache
 from ._errors import (
     AssetNotFoundError,
     ConfigError,
@@ -34,8 +32,13 @@ from ._events import (
 )
 from ._layout import AssetMeta, FileEntry, data_key, meta_key, parse_index, parse_meta, versions_key
 from ._spec import AssetSpec, validate_relative_path
-from ._versioning import VersioningSystem
 from .stores._base import MiB, Store, read_small_object
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ._cache import AssetCache
+    from ._versioning import VersioningSystem
 
 __all__ = ["FetchedAsset", "Fetcher"]
 
@@ -90,7 +93,9 @@ class Fetcher:
         """
         if spec.version is not None:
             self._versioning.validate(spec.version, spec=str(spec))
-        local = await anyio.to_thread.run_sync(self._cache.local_versions, spec.name, self._versioning)
+        local = await anyio.to_thread.run_sync(
+            self._cache.local_versions, spec.name, self._versioning
+        )
         if spec.version is not None and self._versioning.is_complete(spec.version):
             if spec.version in local or self._store is None:
                 return self._versioning.resolve(local, spec.version, asset=spec.name)
@@ -126,7 +131,9 @@ class Fetcher:
                 raise AssetNotFoundError(
                     f"sub-part {spec.sub_part!r} is not in version {version}", asset=str(spec)
                 )
-        return FetchedAsset(spec, version, path, from_cache=objects == 0, size=size, objects=objects)
+        return FetchedAsset(
+            spec, version, path, from_cache=objects == 0, size=size, objects=objects
+        )
 
     async def _files(self, name: str, version: str, meta: AssetMeta) -> tuple[FileEntry, ...]:
         assert self._store is not None
@@ -150,7 +157,9 @@ class Fetcher:
         meta = parse_meta(raw, name=name, version=version)
         files = await self._files(name, version, meta)
         self._on_event(
-            DownloadStarted(asset=name, version=version, objects=len(files), total_bytes=meta.total_size)
+            DownloadStarted(
+                asset=name, version=version, objects=len(files), total_bytes=meta.total_size
+            )
         )
         staging = await anyio.to_thread.run_sync(
             self._cache.new_staging, name, version, meta.is_directory
@@ -159,8 +168,12 @@ class Fetcher:
             total = 0
             async with anyio.create_task_group() as tg:
                 for entry in files:
-                    target = staging.joinpath(*entry.path.split("/")) if meta.is_directory else staging
-                    tg.start_soon(self._download_object, name, version, meta.is_directory, entry, target)
+                    target = (
+                        staging.joinpath(*entry.path.split("/")) if meta.is_directory else staging
+                    )
+                    tg.start_soon(
+                        self._download_object, name, version, meta.is_directory, entry, target
+                    )
                     total += entry.size or 0
             published = await anyio.to_thread.run_sync(
                 self._cache.publish, name, version, staging, meta.is_directory
@@ -212,9 +225,7 @@ class Fetcher:
                 f"object has {received} bytes, its meta records {entry.size}", asset=name, key=key
             )
         if entry.sha256 is not None and digest.hexdigest() != entry.sha256:
-            raise IntegrityError(
-                "object's SHA-256 does not match its meta", asset=name, key=key
-            )
+            raise IntegrityError("object's SHA-256 does not match its meta", asset=name, key=key)
         self._on_event(ObjectDownloaded(asset=name, key=key, size=received))
 
 

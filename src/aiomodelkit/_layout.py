@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidAssetSpecError, InvalidStoreDataError, InvalidVersionError
 from ._spec import validate_relative_path
-from ._versioning import VersioningSystem
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._versioning import VersioningSystem
 
 __all__ = [
     "AssetMeta",
@@ -108,11 +111,15 @@ class AssetMeta:
 
 def _load_json(raw: bytes, *, what: str, key: str, asset: str) -> dict[str, Any]:
     if len(raw) > MAX_METADATA_BYTES:
-        raise InvalidStoreDataError(f"{what} is larger than {MAX_METADATA_BYTES} bytes", key=key, asset=asset)
+        raise InvalidStoreDataError(
+            f"{what} is larger than {MAX_METADATA_BYTES} bytes", key=key, asset=asset
+        )
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidStoreDataError(f"{what} is not valid JSON: {exc}", key=key, asset=asset) from None
+        raise InvalidStoreDataError(
+            f"{what} is not valid JSON: {exc}", key=key, asset=asset
+        ) from None
     if not isinstance(data, dict):
         raise InvalidStoreDataError(f"{what} must be a JSON object", key=key, asset=asset)
     return data
@@ -159,13 +166,19 @@ def _check_entry(raw: Any, path: str, *, key: str, asset: str) -> FileEntry:
     if raw is None:
         return FileEntry(path)
     if not isinstance(raw, dict):
-        raise InvalidStoreDataError(f"meta entry for {path!r} must be an object", key=key, asset=asset)
+        raise InvalidStoreDataError(
+            f"meta entry for {path!r} must be an object", key=key, asset=asset
+        )
     size = raw.get("size")
     sha256 = raw.get("sha256")
     if size is not None and (type(size) is not int or size < 0):
-        raise InvalidStoreDataError(f"meta size for {path!r} is not a byte count", key=key, asset=asset)
+        raise InvalidStoreDataError(
+            f"meta size for {path!r} is not a byte count", key=key, asset=asset
+        )
     if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.fullmatch(sha256)):
-        raise InvalidStoreDataError(f"meta sha256 for {path!r} is not a hex digest", key=key, asset=asset)
+        raise InvalidStoreDataError(
+            f"meta sha256 for {path!r} is not a hex digest", key=key, asset=asset
+        )
     return FileEntry(path, size, sha256)
 
 
@@ -200,7 +213,9 @@ def parse_meta(raw: bytes, *, name: str, version: str) -> AssetMeta:
     pushed_by = data.get("pushed_by")
     our_version = data.get("aiomodelkit_version")
     if not isinstance(pushed_by, str | None) or not isinstance(our_version, str | None):
-        raise InvalidStoreDataError("meta pushed_by/aiomodelkit_version must be strings", key=key, asset=name)
+        raise InvalidStoreDataError(
+            "meta pushed_by/aiomodelkit_version must be strings", key=key, asset=name
+        )
     if is_directory:
         contents = data.get("contents")
         if contents is None:
@@ -209,7 +224,9 @@ def parse_meta(raw: bytes, *, name: str, version: str) -> AssetMeta:
             if not isinstance(contents, list):
                 raise InvalidStoreDataError("meta contents must be a list", key=key, asset=name)
             if len(contents) > MAX_FILES:
-                raise InvalidStoreDataError(f"meta lists more than {MAX_FILES} files", key=key, asset=name)
+                raise InvalidStoreDataError(
+                    f"meta lists more than {MAX_FILES} files", key=key, asset=name
+                )
             paths = [_check_path(p, key=key, asset=name) for p in contents]
             _check_tree(paths, key=key, asset=name)
             details = data.get("files", {})
@@ -217,8 +234,19 @@ def parse_meta(raw: bytes, *, name: str, version: str) -> AssetMeta:
                 raise InvalidStoreDataError("meta files must be an object", key=key, asset=name)
             files = tuple(_check_entry(details.get(p), p, key=key, asset=name) for p in paths)
     else:
-        files = (_check_entry({k: data.get(k) for k in ("size", "sha256")}, "", key=key, asset=name),)
-    known = {"is_directory", "push_date", "contents", "files", "size", "sha256", "pushed_by", "aiomodelkit_version"}
+        files = (
+            _check_entry({k: data.get(k) for k in ("size", "sha256")}, "", key=key, asset=name),
+        )
+    known = {
+        "is_directory",
+        "push_date",
+        "contents",
+        "files",
+        "size",
+        "sha256",
+        "pushed_by",
+        "aiomodelkit_version",
+    }
     return AssetMeta(
         is_directory=is_directory,
         files=files,
@@ -237,7 +265,9 @@ def _parse_date(value: Any, *, key: str, asset: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidStoreDataError(f"meta push_date {value!r} is not ISO-8601", key=key, asset=asset) from None
+        raise InvalidStoreDataError(
+            f"meta push_date {value!r} is not ISO-8601", key=key, asset=asset
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import anyio
 
 from ._cache import AssetCache
 from ._errors import ConfigError
-from ._events import EventCallback
 from ._fetch import FetchedAsset, Fetcher
 from ._layout import AssetMeta, meta_key, parse_meta
 from ._publish import Publisher, PublishResult
@@ -21,6 +17,13 @@ from ._spec import AssetSpec, validate_asset_name
 from ._versioning import VersioningSystem, get_versioning
 from .stores._base import Store, read_small_object
 from .stores._registry import open_store
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+    from types import TracebackType
+
+    from ._events import EventCallback
 
 __all__ = ["AssetsManager"]
 
@@ -126,7 +129,11 @@ class AssetsManager:
             raise RuntimeError("use the AssetsManager inside 'async with'")
         limiter = anyio.CapacityLimiter(self._settings.max_connections)
         return Fetcher(
-            self._store, AssetCache(self._assets_dir), self._versioning, limiter=limiter, on_event=self._on_event
+            self._store,
+            AssetCache(self._assets_dir),
+            self._versioning,
+            limiter=limiter,
+            on_event=self._on_event,
         )
 
     # -- publishing ---------------------------------------------------------------------

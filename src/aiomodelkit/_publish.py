@@ -17,6 +17,7 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -40,8 +41,10 @@ from ._layout import (
 )
 from ._spec import AssetSpec, validate_asset_name, validate_relative_path
 from ._version import __version__
-from ._versioning import VersioningSystem
 from .stores._base import Store, read_small_object
+
+if TYPE_CHECKING:
+    from ._versioning import VersioningSystem
 
 __all__ = ["PublishResult", "Publisher", "SourceFile", "scan_source"]
 
@@ -175,7 +178,9 @@ class Publisher:
             )
         version = self._versioning.initial_version()
         if await self._version_taken(name, version):
-            raise AssetExistsError(f"version {version} already exists", asset=name, store_url=self._store.url)
+            raise AssetExistsError(
+                f"version {version} already exists", asset=name, store_url=self._store.url
+            )
         return await self._publish(name, version, is_dir, files, dry_run=dry_run)
 
     async def update(
@@ -232,7 +237,9 @@ class Publisher:
         *,
         dry_run: bool,
     ) -> PublishResult:
-        result = PublishResult(name, version, is_dir, len(files), sum(f.size for f in files), dry_run)
+        result = PublishResult(
+            name, version, is_dir, len(files), sum(f.size for f in files), dry_run
+        )
         if dry_run:
             return result
         conditional = self._store.supports_conditional_writes
@@ -279,7 +286,10 @@ class Publisher:
             await self._store.put(key, data, if_absent=conditional)
         except PreconditionFailedError:
             raise AssetExistsError(
-                f"version {version} was created concurrently", asset=name, key=key, store_url=self._store.url
+                f"version {version} was created concurrently",
+                asset=name,
+                key=key,
+                store_url=self._store.url,
             ) from None
 
     async def _add_to_index(self, name: str, version: str) -> None:
@@ -308,4 +318,3 @@ class Publisher:
             key=key,
             store_url=self._store.url,
         )
-

@@ -20,10 +20,9 @@ import getpass
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -33,6 +32,9 @@ from pydantic_settings import (
 
 from ._errors import ConfigError
 from .stores._base import DEFAULT_PREFIX, MiB, StoreOptions
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 __all__ = ["Settings"]
 

@@ -179,12 +179,13 @@ class AssetSpec:
             InvalidVersionError: ``versioning`` refuses the version.
         """
         if not isinstance(text, str):
-            raise InvalidAssetSpecError(f"an asset spec must be a string, not {type(text).__name__}")
+            raise InvalidAssetSpecError(
+                f"an asset spec must be a string, not {type(text).__name__}"
+            )
         match = _SPEC.fullmatch(text)
         if match is None:
             raise InvalidAssetSpecError(
-                "expected name[:version][[sub/part]] with at most one ':' and one trailing "
-                "'[...]'",
+                "expected name[:version][[sub/part]] with at most one ':' and one trailing '[...]'",
                 spec=text,
             )
         name, version, sub_part = match.group("name", "version", "sub")

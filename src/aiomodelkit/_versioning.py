@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._errors import AssetNotFoundError, ConfigError, InvalidVersionError
 from ._spec import validate_version_text
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 __all__ = [
     "MAJOR_MINOR",

@@ -1,11 +1,11 @@
-"""The store contract, run against every store: memory, local, S3 (moto) and GCS (fake-gcs-server)."""
+"""The store contract, run against every store: memory, local, S3 (moto), GCS (fake-gcs-server)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
@@ -18,6 +18,9 @@ from aiomodelkit import (
 )
 from aiomodelkit.stores import GCSStore, ObjectInfo, Store, StoreOptions
 from aiomodelkit.stores._base import MiB, read_small_object
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 StoreFactory = Callable[..., Store]
 
@@ -75,7 +78,12 @@ async def test_reads_stream_in_configured_chunks(store_factory: StoreFactory) ->
 
 @pytest.mark.parametrize(
     ("offset", "length", "expected"),
-    [(0, 10, slice(0, 10)), (100, None, slice(100, None)), (990, 50, slice(990, 1000)), (1000, None, slice(0, 0))],
+    [
+        (0, 10, slice(0, 10)),
+        (100, None, slice(100, None)),
+        (990, 50, slice(990, 1000)),
+        (1000, None, slice(0, 0)),
+    ],
 )
 async def test_ranged_reads(
     store_factory: StoreFactory, offset: int, length: int | None, expected: slice
@@ -130,7 +138,13 @@ async def test_unicode_and_deep_keys(store_factory: StoreFactory) -> None:
 
 
 async def test_list_is_a_string_prefix(store_factory: StoreFactory) -> None:
-    keys = ["models/clf.versions", "models/clf/0.0", "models/clf/0.0.meta", "models/clfx/0.0", "other/x"]
+    keys = [
+        "models/clf.versions",
+        "models/clf/0.0",
+        "models/clf/0.0.meta",
+        "models/clfx/0.0",
+        "other/x",
+    ]
     async with store_factory() as store:
         for key in keys:
             await store.put(key, b"x")

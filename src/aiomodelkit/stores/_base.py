@@ -14,15 +14,17 @@ tree of :mod:`aiomodelkit._errors`:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
-from .._errors import InvalidStoreDataError, StoreError
+from aiomodelkit._errors import InvalidStoreDataError, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from contextlib import AbstractAsyncContextManager
+    from datetime import datetime
+    from pathlib import Path
+    from types import TracebackType
 
 __all__ = [
     "DEFAULT_PREFIX",

@@ -14,18 +14,16 @@ import os
 import shutil
 import stat as stat_module
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import anyio
 import anyio.to_thread
 import filelock
 
-from .._errors import (
+from aiomodelkit._errors import (
     AssetNotFoundError,
     BucketNotFoundError,
     InvalidAssetSpecError,
@@ -34,8 +32,13 @@ from .._errors import (
     StoreError,
     StorePermissionError,
 )
-from .._spec import validate_relative_path
+from aiomodelkit._spec import validate_relative_path
+
 from ._base import ObjectInfo, StoreOptions
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+    from types import TracebackType
 
 __all__ = ["LocalStore"]
 
@@ -57,7 +60,9 @@ class LocalStore:
         'file:///srv/models/modelkit-assets'
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, options: StoreOptions | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, options: StoreOptions | None = None
+    ) -> None:
         self._root = Path(root).expanduser().absolute()
         self._options = options or StoreOptions()
 
@@ -243,7 +248,9 @@ class LocalStore:
         with self._map_errors(key):
             if not await anyio.to_thread.run_sync(self._root.is_dir):
                 raise FileNotFoundError(errno.ENOENT, "no root")
-            st = await anyio.to_thread.run_sync(self._put_sync, key, path, data, if_absent, if_match)
+            st = await anyio.to_thread.run_sync(
+                self._put_sync, key, path, data, if_absent, if_match
+            )
         return self._info(key, st)
 
     def _put_sync(

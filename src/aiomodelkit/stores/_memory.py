@@ -7,18 +7,21 @@ to a generation, listings are sorted. Never use it for I/O tests: those run on r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import anyio
 
-from .._errors import AssetNotFoundError, PreconditionFailedError, StoreError
+from aiomodelkit._errors import AssetNotFoundError, PreconditionFailedError, StoreError
+
 from ._base import ObjectInfo, StoreOptions
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+    from types import TracebackType
 
 __all__ = ["MemoryStore"]
 

@@ -9,13 +9,17 @@ that holds the keys, i.e. modelkit's local bucket and prefix joined:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from .._errors import UnknownStoreError
+from aiomodelkit._errors import UnknownStoreError
+
 from ._base import DEFAULT_PREFIX, Store, StoreOptions
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["StoreURL", "open_store", "parse_store_url"]
 

@@ -1,0 +1,109 @@
+"""The command line, against a local store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aiomodelkit._cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "store"
+    root.mkdir()
+    monkeypatch.setenv("AIOMODELKIT_STORAGE", root.as_uri())
+    monkeypatch.setenv("AIOMODELKIT_ASSETS_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AIOMODELKIT_PUSHED_BY", "cli-tester")
+    return root
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    path = tmp_path / "model"
+    (path / "sub").mkdir(parents=True)
+    (path / "sub" / "w.bin").write_bytes(b"weights")
+    return path
+
+
+def test_publish_list_versions_fetch(store: Path, model: Path, tmp_path: Path) -> None:
+    new = runner.invoke(app, ["assets", "new", str(model), "models/clf", "--yes"])
+    assert new.exit_code == 0, new.output
+    assert "published models/clf:0.0" in new.stdout
+    for args in (["--bump-major"], ["--major", "0"], []):
+        done = runner.invoke(app, ["assets", "update", str(model), "models/clf", "--yes", *args])
+        assert done.exit_code == 0, done.output
+    listed = runner.invoke(app, ["assets", "list"])
+    assert listed.exit_code == 0
+    assert "models/clf" in listed.stdout
+    assert "1.1, 1.0, 0.1, 0.0" in listed.stdout
+    versions = runner.invoke(app, ["assets", "versions", "models/clf"])
+    assert versions.exit_code == 0
+    assert versions.stdout.count("cli-tester") == 4
+    fetched = runner.invoke(app, ["assets", "fetch", "models/clf:0[sub/w.bin]"])
+    assert fetched.exit_code == 0, fetched.output
+    spec, path, status = fetched.stdout.strip().split("\t")
+    assert spec == "models/clf:0[sub/w.bin]"
+    assert Path(path) == tmp_path / "cache" / "models" / "clf" / "0.1" / "sub" / "w.bin"
+    assert Path(path).read_bytes() == b"weights"
+    assert status == "7 bytes"
+    again = runner.invoke(app, ["assets", "fetch", "models/clf:0.1"])
+    assert again.stdout.strip().endswith("cached")
+
+
+def test_confirmation_and_dry_run(store: Path, model: Path) -> None:
+    declined = runner.invoke(app, ["assets", "new", str(model), "models/clf"], input="n\n")
+    assert declined.exit_code != 0
+    dry = runner.invoke(app, ["assets", "new", str(model), "models/clf", "--dry-run"])
+    assert dry.exit_code == 0
+    assert "Would publish" in dry.output
+    assert list(store.iterdir()) == []
+    accepted = runner.invoke(app, ["assets", "new", str(model), "models/clf"], input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert (store / "models" / "clf.versions").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["assets", "versions", "models/absent"], "no such object"),
+        (["assets", "versions", "models/../x"], "'..' segment"),
+        (["assets", "fetch", "models/absent:1.0"], "no such object"),
+        (["assets", "update", "/nonexistent-path", "models/x", "--yes"], "nothing to publish"),
+    ],
+)
+def test_user_errors_are_one_line(store: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert message in result.output
+    assert result.output.startswith("error:")
+
+
+def test_no_storage_configured(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["assets", "list"])
+    assert result.exit_code == 1
+    assert "no store configured" in result.output
+
+
+def test_storage_option_beats_environment(store: Path, model: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    result = runner.invoke(
+        app, ["assets", "new", str(model), "m", "--yes", "--storage", other.as_uri()]
+    )
+    assert result.exit_code == 0, result.output
+    assert (other / "m.versions").is_file()
+    assert not (store / "m.versions").exists()
+
+
+def test_demo() -> None:
+    result = runner.invoke(app, ["demo", "--size-mib", "5"])
+    assert result.exit_code == 0, result.output
+    assert "published demo/classifier:0.0" in result.stdout
+    assert "cold fetch" in result.stdout
+    assert "from cache=True" in result.stdout
