@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 from aiomodelkit.stores import GCSStore, LocalStore, MemoryStore, S3Store, Store, StoreOptions
 from aiomodelkit.testing import FakeGCSServer, MotoServer, SeaweedFSServer
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
 _ISOLATED_PREFIXES = ("AIOMODELKIT_", "MODELKIT_", "AWS_", "GOOGLE_", "GCLOUD_", "BOTO_")
 _ISOLATED_NAMES = ("STORAGE_EMULATOR_HOST", "CLOUDSDK_CONFIG", "S3_ENDPOINT")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test sees the developer's cloud configuration or aiomodelkit settings."""
     for name in list(os.environ):
         if name.startswith(_ISOLATED_PREFIXES) or name in _ISOLATED_NAMES:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib.resources
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
 import aiomodelkit
 import aiomodelkit.stores
 import aiomodelkit.testing
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 PUBLIC = [aiomodelkit, aiomodelkit.stores, aiomodelkit.testing]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.from_thread
@@ -20,6 +20,9 @@ from aiomodelkit import (
     StorePermissionError,
 )
 from aiomodelkit.stores import LocalStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize(
