@@ -20,7 +20,9 @@ def install(session: nox.Session, *groups: str, extras: str = "all", editable: b
     dependency groups and resolves slowly.
     """
     session.install("--upgrade", "pip")
-    requirements = [req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)]
+    requirements = [
+        req for group in groups for req in nox.project.dependency_groups(PYPROJECT, group)
+    ]
     target = f".[{extras}]" if extras else "."
     session.install(*(["-e", target] if editable else [target]), *requirements)
 

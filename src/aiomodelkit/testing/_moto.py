@@ -14,14 +14,18 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from types import TracebackType
-from typing import IO, Self
+from typing import IO, TYPE_CHECKING, Self
 
 from ._process import free_port, read_tail, stop_process
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = ["MotoServer"]
 
 _HOST = "127.0.0.1"
+# Loopback only: never send these requests through an http_proxy the developer has set.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class MotoServer:
@@ -44,7 +48,7 @@ class MotoServer:
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
-        self._finalizer: weakref.finalize[..., None] | None = None
+        self._finalizer: weakref.finalize[..., MotoServer] | None = None
         self._port: int | None = None
 
     def __repr__(self) -> str:
@@ -108,7 +112,7 @@ class MotoServer:
                     raise _PortTakenError
                 raise RuntimeError(f"moto server exited with {process.returncode}:\n{tail}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=2) as resp:
+                with _OPENER.open(f"{self.endpoint_url}/moto-api/", timeout=2) as resp:
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -142,7 +146,7 @@ class MotoServer:
 
     def _request(self, method: str, path: str) -> None:
         request = urllib.request.Request(f"{self.endpoint_url}{path}", method=method, data=b"")
-        with urllib.request.urlopen(request, timeout=10) as resp:
+        with _OPENER.open(request, timeout=10) as resp:
             resp.read()
 
 

@@ -19,10 +19,12 @@ import time
 import uuid
 import weakref
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from ._process import port_is_free, read_tail, stop_process
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = ["SeaweedFSServer"]
 
@@ -70,7 +72,7 @@ class SeaweedFSServer:
         self.secret_key = ""
         self._port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[..., None] | None = None
+        self._finalizer: weakref.finalize[..., SeaweedFSServer] | None = None
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -179,15 +181,14 @@ class SeaweedFSServer:
             raise
 
     def _make_client(self) -> Any:
-        import botocore.config
-        import botocore.session
-
+        botocore = _botocore()
         session = botocore.session.get_session()
         config = botocore.config.Config(
             connect_timeout=2,
             read_timeout=10,
-            retries={"max_attempts": 1, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
             s3={"addressing_style": "path"},
+            proxies={},  # loopback only: ignore any http_proxy in the environment
         )
         return session.create_client(
             "s3",
@@ -199,8 +200,7 @@ class SeaweedFSServer:
         )
 
     def _wait_ready(self, process: subprocess.Popen[bytes], output: IO[bytes]) -> None:
-        import botocore.exceptions
-
+        botocore = _botocore()
         deadline = time.monotonic() + self._startup_timeout
         probe = f"{_READY_BUCKET}-{uuid.uuid4().hex[:8]}"
         while True:
@@ -234,13 +234,21 @@ class SeaweedFSServer:
         """Create a bucket; an existing one is kept."""
         if self._client is None:
             raise RuntimeError("the SeaweedFS server is not running")
-        import botocore.exceptions
-
+        botocore = _botocore()
         try:
             self._client.create_bucket(Bucket=name)
         except botocore.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                 raise
+
+
+def _botocore() -> Any:
+    # Imported late: aiomodelkit.testing must import without the s3 extra installed.
+    import botocore.config  # type: ignore[import-untyped]
+    import botocore.exceptions  # type: ignore[import-untyped]
+    import botocore.session  # type: ignore[import-untyped]
+
+    return botocore
 
 
 class _StartError(Exception):
