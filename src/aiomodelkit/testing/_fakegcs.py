@@ -45,6 +45,7 @@ class FakeGCSServer:
         startup_timeout: seconds to wait for the server to answer.
 
     Example:
+        >>> from aiomodelkit.stores import GCSStore
         >>> with FakeGCSServer() as gcs:
         ...     gcs.create_bucket("models")
         ...     store = GCSStore("models", api_root=gcs.endpoint_url)

@@ -37,6 +37,7 @@ class MotoServer:
         startup_timeout: seconds to wait for the server to answer.
 
     Example:
+        >>> from aiomodelkit.stores import S3Store
         >>> with MotoServer() as moto:
         ...     moto.create_bucket("models")
         ...     store = S3Store("models", endpoint_url=moto.endpoint_url,
