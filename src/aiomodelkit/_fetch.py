@@ -115,7 +115,7 @@ class Fetcher:
         """
         version = await self.resolve(spec)
         self._on_event(AssetResolved(asset=spec.name, spec=str(spec), version=version))
-        final = self._cache.version_path(spec.name, version)
+        final = await anyio.to_thread.run_sync(self._cache.version_path, spec.name, version)
         complete = await anyio.to_thread.run_sync(self._cache.is_complete, spec.name, version)
         size = objects = 0
         if complete and not force:
@@ -182,8 +182,8 @@ class Fetcher:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._cache.discard, staging)
             raise
-        final = self._cache.version_path(name, version)
         if published:
+            final = staging.with_name(version)  # staging sits beside its final path
             self._on_event(AssetPublished(asset=name, version=version, path=final, size=total))
         return total, len(files)
 

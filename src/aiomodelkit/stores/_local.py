@@ -98,15 +98,18 @@ class LocalStore:
 
     # -- paths and errors ---------------------------------------------------------------
 
-    def _path(self, key: str) -> Path:
+    async def _path(self, key: str) -> Path:
         try:
             validate_relative_path(key, what="key", allow_space=True)
         except InvalidAssetSpecError as exc:
             raise InvalidStoreDataError(exc.message, key=key, store_url=self.url) from None
         path = self._root / key
         # A symlink inside the store must not lead reads or writes outside of it.
-        resolved = path.resolve()
-        if not resolved.is_relative_to(self._root.resolve()):
+        # (resolve() touches the filesystem: off the event loop.)
+        inside = await anyio.to_thread.run_sync(
+            lambda: path.resolve().is_relative_to(self._root.resolve())
+        )
+        if not inside:
             raise InvalidStoreDataError(
                 "key resolves outside the store root (symlink)", key=key, store_url=self.url
             )
@@ -148,7 +151,7 @@ class LocalStore:
     # -- reads --------------------------------------------------------------------------
 
     async def stat(self, key: str) -> ObjectInfo:
-        path = self._path(key)
+        path = await self._path(key)
         with self._map_errors(key):
             st = await anyio.to_thread.run_sync(os.stat, path)
             if not stat_module.S_ISREG(st.st_mode):
@@ -164,7 +167,7 @@ class LocalStore:
         length: int | None = None,
         if_match: str | None = None,
     ) -> AsyncIterator[AsyncIterator[bytes]]:
-        path = self._path(key)
+        path = await self._path(key)
         with self._map_errors(key):
             handle = await anyio.open_file(path, "rb")
         try:
@@ -244,7 +247,7 @@ class LocalStore:
         if_absent: bool = False,
         if_match: str | None = None,
     ) -> ObjectInfo:
-        path = self._path(key)
+        path = await self._path(key)
         with self._map_errors(key):
             if not await anyio.to_thread.run_sync(self._root.is_dir):
                 raise FileNotFoundError(errno.ENOENT, "no root")
@@ -298,7 +301,7 @@ class LocalStore:
         return filelock.FileLock(lock_dir / f"{digest}.lock")
 
     async def delete(self, key: str) -> None:
-        path = self._path(key)
+        path = await self._path(key)
         with self._map_errors(key):
             await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
 
