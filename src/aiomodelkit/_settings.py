@@ -11,6 +11,7 @@ Un-prefixed variables (``BUCKET``, ``ASSET``...) are never read, unlike modelkit
                            + ``MODELKIT_STORAGE_PREFIX`` (default ``modelkit-assets``)
 ``ASSETS_DIR``             ``MODELKIT_ASSETS_DIR``
 ``VERSIONING``             ``MODELKIT_ASSETS_VERSIONING_SYSTEM``
+``FORCE_DOWNLOAD``         ``MODELKIT_STORAGE_FORCE_DOWNLOAD`` (a real boolean here)
 =========================  =====================================================
 """
 
@@ -68,7 +69,31 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=64, ge=1, le=4096)
     chunk_size: int = Field(default=1 * MiB, ge=4096)
     connect_timeout: float = Field(default=10.0, gt=0)
-    read_timeout: float = Field(default=60.0, gt=0)
+    read_timeout: float = Field(default=60.0, gt=0, description="Idle timeout per chunk.")
+
+    # -- fetching (the download engine) --
+    offline: bool = Field(
+        default=False, description="Never touch the network; serve only what is cached."
+    )
+    offline_fallback: bool = Field(
+        default=True,
+        description="When the store is unreachable, resolve partial specs to the newest "
+        "matching cached version.",
+    )
+    force_download: bool = Field(default=False, description="Re-download even cached versions.")
+    range_threshold: int = Field(
+        default=64 * MiB, ge=MiB, description="Objects at least this big are split into ranges."
+    )
+    range_part_size: int = Field(default=16 * MiB, ge=MiB)
+    max_attempts: int = Field(default=5, ge=1, le=100, description="Tries per object or part.")
+    retry_backoff: float = Field(default=0.25, ge=0, description="First retry delay (s).")
+    retry_backoff_max: float = Field(default=10.0, ge=0)
+    fetch_deadline: float | None = Field(
+        default=None, gt=0, description="Overall limit (s) for one fetch or fetch_many."
+    )
+    lock_file: Path | None = Field(
+        default=None, description="A lock file of resolved versions to honour and update."
+    )
 
     @field_validator("assets_dir", mode="after")
     @classmethod
@@ -139,6 +164,9 @@ class _ModelkitFallbackSource(EnvSettingsSource):
             values["assets_dir"] = env["MODELKIT_ASSETS_DIR"]
         if env.get("MODELKIT_ASSETS_VERSIONING_SYSTEM"):
             values["versioning"] = env["MODELKIT_ASSETS_VERSIONING_SYSTEM"]
+        if env.get("MODELKIT_STORAGE_FORCE_DOWNLOAD"):
+            # Parsed as a real boolean: modelkit treats any non-empty value, "False" too, as true.
+            values["force_download"] = env["MODELKIT_STORAGE_FORCE_DOWNLOAD"]
         provider = env.get("MODELKIT_STORAGE_PROVIDER", "").strip().lower()
         if provider:
             bucket = env.get("MODELKIT_STORAGE_BUCKET", "")

@@ -254,3 +254,20 @@ async def test_url_and_close(store_factory: StoreFactory) -> None:
     async with store:
         await store.put("x", b"1")
     await store.aclose()  # idempotent
+
+
+async def test_read_reports_the_whole_object(store_factory: StoreFactory) -> None:
+    data = os.urandom(5000)
+    async with store_factory() as store:
+        written = await store.put("info/0.0", data)
+        async with store.read("info/0.0", offset=1000, length=10) as stream:
+            body = b"".join([chunk async for chunk in stream])
+            info = stream.info
+        async with store.read("info/0.0") as whole:
+            whole_info = whole.info  # leaving without reading the body must be fine
+    assert body == data[1000:1010]
+    assert info.size == whole_info.size == 5000
+    assert info.version_token == whole_info.version_token == written.version_token
+    for seen in (info, whole_info):
+        if seen.md5 is not None:
+            assert seen.md5 == hashlib.md5(data).hexdigest()

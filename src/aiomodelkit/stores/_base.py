@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_PREFIX",
     "MiB",
     "ObjectInfo",
+    "ObjectStream",
     "Store",
     "StoreOptions",
     "join_key",
@@ -100,6 +101,22 @@ class ObjectInfo:
         return self.generation or self.etag
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectStream:
+    """One response body as chunks, with what the response told about the whole object.
+
+    Iterate it for the chunks. ``info`` describes the whole object even for a ranged read
+    (its ``size`` is the object's, its ``version_token`` pins later ranged reads, its
+    ``md5``/``crc32c`` are whole-object digests when the store sends them).
+    """
+
+    info: ObjectInfo
+    chunks: AsyncIterator[bytes]
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.chunks
+
+
 @runtime_checkable
 class Store(Protocol):
     """An object store holding modelkit-layout assets.
@@ -147,7 +164,7 @@ class Store(Protocol):
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    ) -> AbstractAsyncContextManager[ObjectStream]:
         """Stream an object, or ``length`` bytes from ``offset``, as chunks.
 
         ``if_match`` pins the read to one :attr:`ObjectInfo.version_token`; a replaced

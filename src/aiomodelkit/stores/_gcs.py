@@ -34,7 +34,7 @@ from aiomodelkit._errors import (
     StoreUnavailableError,
 )
 
-from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, StoreOptions, join_key
+from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -168,7 +168,7 @@ class GCSStore:
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ObjectStream]:
         """Stream an object, or ``length`` bytes from ``offset``, in ``chunk_size`` chunks.
 
         ``if_match`` is a generation. It is checked against the ``x-goog-generation`` of the
@@ -189,7 +189,7 @@ class GCSStore:
         if length == 0:
             info = await self.stat(key)
             self._check_generation(info.generation, if_match, key)
-            yield _no_chunks()
+            yield ObjectStream(info, _no_chunks())
             return
         headers: dict[str, str] = {}  # fresh: gcloud-aio writes auth headers into it
         if offset or length is not None:
@@ -213,7 +213,10 @@ class GCSStore:
                         key=key,
                         store_url=self.url,
                     )
-                yield self._chunks(response, key, skip=offset - start, limit=length)
+                info = self._response_info(key, response)
+                yield ObjectStream(
+                    info, self._chunks(response, key, skip=offset - start, limit=length)
+                )
             finally:
                 response.release()  # closes the connection unless the body was drained
 
@@ -347,6 +350,37 @@ class GCSStore:
             raise InvalidStoreDataError(
                 f"malformed object metadata: {exc}", key=str(name), store_url=self.url
             ) from exc
+
+    def _response_info(self, key: str, response: aiohttp.ClientResponse) -> ObjectInfo:
+        """The whole object as a media download's headers describe it.
+
+        ``x-goog-hash`` covers the entire object even on a ranged (206) answer.
+        """
+        headers = response.headers
+        size_text = headers.get("Content-Range", "").rpartition("/")[2]
+        if not size_text.isdigit():
+            size_text = headers.get("Content-Length", "0")
+        hashes = dict(
+            part.strip().partition("=")[::2]
+            for part in headers.getall("x-goog-hash", [])
+            for part in part.split(",")
+        )
+        try:
+            md5 = base64.b64decode(hashes["md5"], validate=True).hex() if "md5" in hashes else None
+            size = int(size_text)
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidStoreDataError(
+                f"malformed response headers: {exc}", key=key, store_url=self.url
+            ) from exc
+        etag = headers.get("etag")
+        return ObjectInfo(
+            key=key,
+            size=size,
+            etag=etag.strip('"') if etag else None,
+            md5=md5,
+            crc32c=hashes.get("crc32c"),
+            generation=headers.get("x-goog-generation"),
+        )
 
     def _range_start(self, response: aiohttp.ClientResponse, key: str) -> int:
         """Where the body starts in the object, from ``Content-Range: bytes a-b/n``."""

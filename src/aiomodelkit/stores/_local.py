@@ -34,7 +34,7 @@ from aiomodelkit._errors import (
 )
 from aiomodelkit._spec import validate_relative_path
 
-from ._base import ObjectInfo, StoreOptions
+from ._base import ObjectInfo, ObjectStream, StoreOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -166,7 +166,7 @@ class LocalStore:
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ObjectStream]:
         path = await self._path(key)
         with self._map_errors(key):
             handle = await anyio.open_file(path, "rb")
@@ -183,7 +183,7 @@ class LocalStore:
                     key=key,
                     store_url=self.url,
                 )
-            yield self._chunks(handle, key, offset, length)
+            yield ObjectStream(self._info(key, st), self._chunks(handle, key, offset, length))
         finally:
             with anyio.CancelScope(shield=True):
                 await handle.aclose()

@@ -16,7 +16,7 @@ import anyio
 
 from aiomodelkit._errors import AssetNotFoundError, PreconditionFailedError, StoreError
 
-from ._base import ObjectInfo, StoreOptions
+from ._base import ObjectInfo, ObjectStream, StoreOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -90,7 +90,7 @@ class MemoryStore:
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ObjectStream]:
         await anyio.lowlevel.checkpoint()
         obj = self._get(key)
         if if_match is not None and obj.info.version_token != if_match:
@@ -104,7 +104,7 @@ class MemoryStore:
                 store_url=self.url,
             )
         end = len(obj.data) if length is None else min(len(obj.data), offset + length)
-        yield self._chunks(obj.data[offset:end])
+        yield ObjectStream(obj.info, self._chunks(obj.data[offset:end]))
 
     async def _chunks(self, data: bytes) -> AsyncIterator[bytes]:
         step = self._options.chunk_size

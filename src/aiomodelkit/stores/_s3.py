@@ -41,12 +41,12 @@ from aiomodelkit._errors import (
 )
 from aiomodelkit._version import __version__
 
-from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, StoreOptions, join_key
+from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
 from ._s3_errors import error_code, error_status, map_s3_errors
 from ._s3_multipart import MIN_PART_SIZE, upload_in_parts
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Iterator, Mapping
     from contextlib import AbstractContextManager
     from pathlib import Path
     from types import TracebackType
@@ -252,18 +252,7 @@ class S3Store:
                     ) from exc
                 raise
         self._bucket_seen = True
-        etag = _strip_etag(head.get("ETag"))
-        # SSE-KMS and SSE-C objects have ETags that are not MD5s of the content.
-        encrypted = head.get("ServerSideEncryption", "").startswith("aws:kms") or bool(
-            head.get("SSECustomerAlgorithm")
-        )
-        return ObjectInfo(
-            key=key,
-            size=head["ContentLength"],
-            etag=etag,
-            md5=None if encrypted else _md5_of(etag),
-            updated=head.get("LastModified"),
-        )
+        return self._response_info(key, head)
 
     async def _bucket_exists(self) -> bool:
         if self._bucket_seen:
@@ -286,7 +275,7 @@ class S3Store:
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ObjectStream]:
         """Stream an object, or ``length`` bytes from ``offset``, in ``chunk_size`` pieces.
 
         Raises:
@@ -318,22 +307,24 @@ class S3Store:
             if response is None:
                 # Nothing to read (length 0), or S3 refused a range starting at the very end
                 # (416), where the other stores yield nothing: check the key and the offset.
-                await self._check_offset(key, offset, if_match)
+                head_info = await self._check_offset(key, offset, if_match)
         if response is None:
-            yield _no_chunks()
+            yield ObjectStream(head_info, _no_chunks())
             return
         body = response["Body"]
         try:
             skip = 0
             if "Range" in params:
                 skip = self._range_skip(key, offset, response.get("ContentRange"))
-            yield self._chunks(body, key, skip, length)
+            yield ObjectStream(
+                self._response_info(key, response), self._chunks(body, key, skip, length)
+            )
         finally:
             # Closing an undrained body drops its connection instead of returning it to
             # the pool half-read.
             body.close()
 
-    async def _check_offset(self, key: str, offset: int, if_match: str | None) -> None:
+    async def _check_offset(self, key: str, offset: int, if_match: str | None) -> ObjectInfo:
         client = self._require_client()
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._full(key)}
         if if_match is not None:
@@ -345,6 +336,26 @@ class S3Store:
                 key=key,
                 store_url=self.url,
             )
+        return self._response_info(key, head)
+
+    def _response_info(self, key: str, response: Mapping[str, Any]) -> ObjectInfo:
+        """The whole object as a GET or HEAD response describes it."""
+        size = response["ContentLength"]
+        match = _CONTENT_RANGE.fullmatch(response.get("ContentRange") or "")
+        if match is not None and match[3] != "*":
+            size = int(match[3])
+        etag = _strip_etag(response.get("ETag"))
+        # SSE-KMS and SSE-C objects have ETags that are not MD5s of the content.
+        encrypted = response.get("ServerSideEncryption", "").startswith("aws:kms") or bool(
+            response.get("SSECustomerAlgorithm")
+        )
+        return ObjectInfo(
+            key=key,
+            size=size,
+            etag=etag,
+            md5=None if encrypted else _md5_of(etag),
+            updated=response.get("LastModified"),
+        )
 
     def _range_skip(self, key: str, offset: int, content_range: str | None) -> int:
         """Bytes to drop from the body so that it starts at ``offset``."""
