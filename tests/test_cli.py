@@ -72,7 +72,7 @@ def test_confirmation_and_dry_run(store: Path, model: Path) -> None:
     [
         (["assets", "versions", "models/absent"], "no such object"),
         (["assets", "versions", "models/../x"], "'..' segment"),
-        (["assets", "fetch", "models/absent:1.0"], "no such object"),
+        (["assets", "fetch", "models/absent:1.0"], "asset does not exist"),
         (["assets", "update", "/nonexistent-path", "models/x", "--yes"], "nothing to publish"),
     ],
 )

@@ -3,30 +3,44 @@
 ::
 
     ASSETS_DIR/
-      CACHEDIR.TAG                             tells backup tools this is a cache
-      <name>/<version>                         a file asset
-      <name>/.<version>.SUCCESS                its modelkit completion marker
-      <name>/<version>/...                     a directory asset
-      <name>/<version>/.SUCCESS                its modelkit completion marker
-      <name>/<version>.incomplete-<8 hex>      staging of one download in progress
+      CACHEDIR.TAG                                  tells backup tools this is a cache
+      .locks/<name>/<version>.lock                  cross-process "one downloader" lock
+      .meta/<name>/<version>.meta                   copy of the store's meta, for audit logs
+      <name>/<version>                              a file asset
+      <name>/.<version>.SUCCESS                     its modelkit completion marker
+      <name>/<version>/...                          a directory asset
+      <name>/<version>/.SUCCESS                     its modelkit completion marker
+      <name>/<version>.incomplete-<pid>-<8 hex>     one download in progress (staging)
+      <name>/<version>.replaced-<pid>-<8 hex>       an old copy being removed by force=True
 
 Correctness comes from the atomic rename of a fully downloaded and verified staging copy
-onto ``<name>/<version>``: no reader ever sees a partial asset. We also write modelkit's
-``.SUCCESS`` markers (inside the staging directory before the rename, or before renaming a
-file) so that modelkit can read our cache, and we require them, as modelkit does, so that a
-cache partly written by modelkit (which downloads in place) is never mistaken for complete.
+onto ``<name>/<version>``: no reader ever sees a partial asset, and if another process
+published first, our copy is discarded. The lock only saves duplicate downloads; where
+locking silently does nothing (some network filesystems), the result is the same, with
+more work. Staging left by a dead process (its pid no longer runs on this host, or it is
+older than a day) is removed before the next download of that version.
+
+We also write modelkit's ``.SUCCESS`` markers (inside the staging directory before the
+rename, or before renaming a file) so that modelkit can read our cache, and we require
+them, as modelkit does, so that a cache partly written by modelkit (which downloads in
+place) is never mistaken for complete.
+
+Every method blocks: call them from a worker thread.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import time
 import uuid
 from typing import TYPE_CHECKING
 
 from ._errors import InvalidStoreDataError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     from ._versioning import VersioningSystem
@@ -35,15 +49,19 @@ __all__ = ["AssetCache"]
 
 _MARKER = ".SUCCESS"
 _STAGING = ".incomplete-"
+_REPLACED = ".replaced-"
+#: Staging this old is removed even if its owner cannot be checked (another host).
+STALE_AFTER_S = 24 * 3600
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by aiomodelkit.\n"
     "# For information about cache directory tags, see https://bford.info/cachedir/\n"
 )
+_HOST = socket.gethostname()
 
 
 class AssetCache:
-    """Paths and publication inside one assets directory (blocking: call from a thread)."""
+    """Paths, staging and publication inside one assets directory."""
 
     def __init__(self, assets_dir: Path) -> None:
         self.root = assets_dir.absolute()
@@ -56,6 +74,27 @@ class AssetCache:
                 "asset path resolves outside the assets directory", asset=name, key=str(path)
             )
         return path
+
+    def lock_path(self, name: str, version: str) -> Path:
+        """The lock file guarding downloads of one version (created on demand)."""
+        path = self.root / ".locks" / name / f"{version}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def save_meta(self, name: str, version: str, raw: bytes) -> None:
+        """Keep a copy of a published version's meta (checksums for audit records)."""
+        path = self.root / ".meta" / name / f"{version}.meta"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}{_STAGING}{_owner()}-{uuid.uuid4().hex[:8]}")
+        tmp.write_bytes(raw)
+        os.replace(tmp, path)
+
+    def read_meta(self, name: str, version: str) -> bytes | None:
+        """The saved meta of a version, if any (caches filled by modelkit have none)."""
+        try:
+            return (self.root / ".meta" / name / f"{version}.meta").read_bytes()
+        except OSError:
+            return None
 
     def _marker(self, path: Path, is_directory: bool) -> Path:
         return path / _MARKER if is_directory else path.with_name(f".{path.name}{_MARKER}")
@@ -84,56 +123,124 @@ class AssetCache:
                 found.append(entry)
         return versioning.sort(found)
 
-    def new_staging(self, name: str, version: str, is_directory: bool) -> Path:
-        """Create a process-unique staging location beside the final path."""
+    def new_staging(
+        self, name: str, version: str, is_directory: bool, relpaths: Iterable[str] = ()
+    ) -> Path:
+        """Create a process-unique staging location beside the final path.
+
+        For a directory asset, every parent directory of ``relpaths`` is created at once,
+        so that writing each file needs no ``mkdir``.
+        """
         final = self.version_path(name, version)
         final.parent.mkdir(parents=True, exist_ok=True)
         self._tag()
-        staging = final.with_name(f"{final.name}{_STAGING}{uuid.uuid4().hex[:8]}")
+        staging = final.with_name(f"{final.name}{_STAGING}{_owner()}-{uuid.uuid4().hex[:8]}")
         if is_directory:
             staging.mkdir()
+            for parent in {os.path.dirname(relpath) for relpath in relpaths} - {""}:
+                (staging / parent).mkdir(parents=True, exist_ok=True)
         return staging
 
-    def publish(self, name: str, version: str, staging: Path, is_directory: bool) -> bool:
-        """Move a verified staging copy into place; False if another copy won the race."""
+    def remove_stale(self, name: str, version: str) -> list[Path]:
+        """Remove staging and replaced copies of a version left by dead processes."""
+        directory = self.root / name
+        removed: list[Path] = []
+        try:
+            entries = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return removed
+        for entry in entries:
+            for marker in (_STAGING, _REPLACED):
+                if entry.startswith(version + marker):
+                    path = directory / entry
+                    if _is_stale(entry[len(version) + len(marker) :], path):
+                        self.discard(path)
+                        removed.append(path)
+        return removed
+
+    def publish(
+        self, name: str, version: str, staging: Path, is_directory: bool, *, replace: bool = False
+    ) -> bool:
+        """Move a verified staging copy into place.
+
+        Returns False (and discards ours) if a complete copy is already there, unless
+        ``replace``, which swaps the old copy out.
+        """
         final = self.version_path(name, version)
-        if self.is_complete(name, version):
+        if self.is_complete(name, version) and not replace:
             self.discard(staging)
             return False
         if is_directory:
             (staging / _MARKER).touch()
-            self._remove_incomplete(final)
+            self._move_aside(final)
             try:
                 os.rename(staging, final)
             except OSError:
                 if not self.is_complete(name, version):
                     raise
-                self.discard(staging)
+                self.discard(staging)  # another process published between our two steps
                 return False
         else:
             # Marker first: a crash between the two leaves a marker without a file, which
-            # reads as incomplete and is re-downloaded.
+            # reads as incomplete and is downloaded again.
             self._marker(final, False).touch()
-            self._remove_incomplete(final)
-            os.replace(staging, final)
+            if final.is_dir():
+                self._move_aside(final)
+            os.replace(staging, final)  # atomic, even over an existing file
         return True
 
-    def _remove_incomplete(self, final: Path) -> None:
-        # Only an incomplete leftover (for example modelkit's interrupted in-place
-        # download) can sit here; a complete version was detected by the caller.
-        if final.is_dir() and not (final / _MARKER).exists():
-            shutil.rmtree(final)
+    def _move_aside(self, final: Path) -> None:
+        # Whatever sits at the final path (an old copy replaced by force, or modelkit's
+        # interrupted in-place download) is renamed away first, then removed.
+        if not final.exists():
+            return
+        aside = final.with_name(f"{final.name}{_REPLACED}{_owner()}-{uuid.uuid4().hex[:8]}")
+        os.rename(final, aside)
+        self.discard(aside)
 
-    def discard(self, staging: Path) -> None:
+    def discard(self, path: Path) -> None:
         """Remove a staging copy, file or directory."""
-        if staging.is_dir():
-            shutil.rmtree(staging, ignore_errors=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            staging.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     def _tag(self) -> None:
         tag = self.root / "CACHEDIR.TAG"
         if not tag.exists():
-            tmp = tag.with_name(f"CACHEDIR.TAG{_STAGING}{uuid.uuid4().hex[:8]}")
+            tmp = tag.with_name(f"CACHEDIR.TAG{_STAGING}{_owner()}-{uuid.uuid4().hex[:8]}")
             tmp.write_text(_CACHEDIR_TAG)
             os.replace(tmp, tag)
+
+
+def _owner() -> str:
+    # Host and pid name the owner, so a later process can tell whether it is still alive.
+    host = "".join(c for c in _HOST if c.isalnum() or c == "-")[:32] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _is_stale(suffix: str, path: Path) -> bool:
+    """Whether a staging entry's owner (``<host>-<pid>-<hex>``) is gone."""
+    parts = suffix.split("-")
+    try:
+        age = time.time() - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    if len(parts) >= 3 and parts[-2].isdigit():
+        owner_host = "-".join(parts[:-2])
+        pid = int(parts[-2])
+        if owner_host == _owner().rpartition("-")[0]:
+            if pid == os.getpid():
+                return False  # ours, in use by another task of this process
+            return not _alive(pid)
+    return age > STALE_AFTER_S
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True

@@ -23,6 +23,7 @@ __all__ = [
     "EventCallback",
     "ObjectDownloaded",
     "ObjectUploaded",
+    "Retrying",
 ]
 
 
@@ -85,6 +86,23 @@ class AssetPublished(Event):
     version: str
     path: Path
     size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retrying(Event):
+    """A transient error interrupted an object (or one range of it); it will be retried.
+
+    Attributes:
+        key: the object.
+        attempt: the attempt that failed (1 for the first).
+        delay: seconds until the next attempt.
+        error: what went wrong (never credentials).
+    """
+
+    key: str
+    attempt: int
+    delay: float
+    error: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

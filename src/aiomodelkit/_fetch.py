@@ -1,49 +1,52 @@
-"""Fetching asset versions from a store into the cache: resolve, stream, verify, publish.
+"""Fetching asset versions into the cache: resolve, lock, stream every object, verify, publish.
 
-Every object of a version streams concurrently (bounded by one shared limiter) into a
-staging copy; sizes and SHA-256 digests are checked against the ``.meta`` when it records
-them; the whole version then appears at its final path with one rename.
+One :class:`Fetcher` serves a whole :class:`~aiomodelkit.AssetsManager`: every fetch shares
+its connection limiter (:mod:`._transfer`), concurrent fetches of one resolved version
+share one download (single-flight), and processes share the cache through a per-version
+file lock that only saves duplicate work (correctness comes from the atomic publish).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
+import filelock
 
 from ._errors import (
     AssetNotFoundError,
-    ConfigError,
-    IntegrityError,
     InvalidStoreDataError,
     ModelkitError,
+    StoreUnavailableError,
 )
-from ._events import (
-    AssetPublished,
-    AssetResolved,
-    BytesReceived,
-    CacheHit,
-    DownloadStarted,
-    EventCallback,
-    ObjectDownloaded,
-)
+from ._events import AssetPublished, AssetResolved, CacheHit, DownloadStarted
 from ._layout import AssetMeta, FileEntry, data_key, meta_key, parse_index, parse_meta, versions_key
+from ._singleflight import Memo, SingleFlight
 from ._spec import AssetSpec, validate_relative_path
-from .stores._base import MiB, Store, read_small_object
+from ._transfer import TransferConfig, download_object
+from .stores._base import Store, read_small_object
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from ._cache import AssetCache
+    from ._lockfile import LockFile
     from ._versioning import VersioningSystem
 
-__all__ = ["FetchedAsset", "Fetcher"]
+__all__ = ["FetchedAsset", "Fetcher", "IndexCache"]
 
-#: Bytes gathered from the network before one write to disk (one thread hop per write).
-WRITE_BUFFER = 4 * MiB
+logger = logging.getLogger("aiomodelkit")
+#: How often a process waiting for another one's download says so.
+LOCK_LOG_INTERVAL = 10.0
+
+IndexCache = Memo[str, list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +57,11 @@ class FetchedAsset:
         spec: the spec that was asked for.
         version: the exact version it resolved to.
         path: the local path, including the spec's sub-part.
-        from_cache: True if nothing was downloaded.
+        from_cache: True if nothing was downloaded for this call.
         size: the bytes downloaded (0 on a cache hit).
         objects: the objects downloaded (0 on a cache hit).
+        source: where the version came from: ``"store"``, ``"cache"``, ``"lock"`` (resolved
+            by the lock file) or ``"fallback"`` (store unreachable, newest cached match).
     """
 
     spec: AssetSpec
@@ -65,6 +70,14 @@ class FetchedAsset:
     from_cache: bool
     size: int = 0
     objects: int = 0
+    source: str = "store"
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    size: int
+    objects: int
+    meta: bytes | None
 
 
 class Fetcher:
@@ -75,55 +88,96 @@ class Fetcher:
         store: Store | None,
         cache: AssetCache,
         versioning: VersioningSystem,
+        transfer: TransferConfig,
         *,
-        limiter: anyio.CapacityLimiter,
-        on_event: EventCallback | None = None,
+        offline: bool = False,
+        offline_fallback: bool = True,
+        lock: LockFile | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
         self._versioning = versioning
-        self._limiter = limiter
-        self._on_event = on_event or (lambda event: None)
+        self._transfer = transfer
+        self._offline = offline or store is None
+        self._offline_fallback = offline_fallback
+        self._lock = lock
+        self._flights: SingleFlight[tuple[str, str, bool], _Outcome] = SingleFlight()
 
-    async def resolve(self, spec: AssetSpec) -> str:
-        """The exact version ``spec`` names; a pinned, cached version costs no request.
+    # -- resolution ---------------------------------------------------------------------
+
+    async def _index(self, name: str) -> list[str]:
+        assert self._store is not None
+        raw = await read_small_object(self._store, versions_key(name))
+        return parse_index(raw, name=name, versioning=self._versioning)
+
+    async def resolve(
+        self, spec: AssetSpec, index: IndexCache | None = None, *, use_lock: bool = True
+    ) -> tuple[str, str]:
+        """The exact version ``spec`` names, and where that answer came from.
+
+        A complete version already in the cache, or a spec in the lock file, costs no
+        request; offline, only the cache is consulted.
 
         Raises:
             AssetNotFoundError: no version matches (the error lists those available).
         """
+        name = spec.name
         if spec.version is not None:
             self._versioning.validate(spec.version, spec=str(spec))
-        local = await anyio.to_thread.run_sync(
-            self._cache.local_versions, spec.name, self._versioning
-        )
-        if spec.version is not None and self._versioning.is_complete(spec.version):
-            if spec.version in local or self._store is None:
-                return self._versioning.resolve(local, spec.version, asset=spec.name)
-        if self._store is None:
-            return self._versioning.resolve(local, spec.version, asset=spec.name)
-        raw = await read_small_object(self._store, versions_key(spec.name))
-        remote = parse_index(raw, name=spec.name, versioning=self._versioning)
-        return self._versioning.resolve(remote, spec.version, asset=spec.name)
+        locked = self._lock.get(spec) if self._lock is not None and use_lock else None
+        if locked is not None:
+            return locked.version, "lock"
+        pinned = spec.version is not None and self._versioning.is_complete(spec.version)
+        local = await anyio.to_thread.run_sync(self._cache.local_versions, name, self._versioning)
+        if pinned and spec.version in local:
+            return spec.version, "cache"
+        if self._offline:
+            try:
+                return self._versioning.resolve(local, spec.version, asset=name), "cache"
+            except AssetNotFoundError as exc:
+                raise AssetNotFoundError(
+                    f"{spec} is not in the cache and {self._why_offline()}",
+                    asset=name,
+                    available_versions=exc.available_versions,
+                ) from None
+        if pinned:
+            return spec.version, "store"  # type: ignore[return-value]
+        try:
+            remote = await (index or Memo()).get(name, lambda: self._index(name))
+        except StoreUnavailableError:
+            matching = [
+                v
+                for v in local
+                if spec.version is None or self._versioning.matches(spec.version, v)
+            ]
+            if not (self._offline_fallback and matching):
+                raise
+            logger.warning("store unreachable: %s resolved to cached version %s", spec, matching[0])
+            return matching[0], "fallback"
+        return self._versioning.resolve(remote, spec.version, asset=name), "store"
 
-    async def fetch(self, spec: AssetSpec, *, force: bool = False) -> FetchedAsset:
+    def _why_offline(self) -> str:
+        return "no store is configured" if self._store is None else "offline mode is on"
+
+    # -- fetching -----------------------------------------------------------------------
+
+    async def fetch(
+        self, spec: AssetSpec, *, force: bool = False, index: IndexCache | None = None
+    ) -> FetchedAsset:
         """Make ``spec``'s version complete in the cache and return where it is.
 
         Raises:
             AssetNotFoundError: the asset, version or sub-part does not exist.
-            IntegrityError: a size or checksum did not match.
+            IntegrityError: a size or checksum did not match; nothing was published.
             InvalidStoreDataError: the meta is malformed or names unsafe paths.
         """
-        version = await self.resolve(spec)
-        self._on_event(AssetResolved(asset=spec.name, spec=str(spec), version=version))
+        started = time.perf_counter()
+        version, source = await self.resolve(spec, index)
+        self._transfer.emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
+        outcome = await self._flights.run(
+            (spec.name, version, force), lambda: self._fetch_version(spec, version, force)
+        )
         final = await anyio.to_thread.run_sync(self._cache.version_path, spec.name, version)
-        complete = await anyio.to_thread.run_sync(self._cache.is_complete, spec.name, version)
-        size = objects = 0
-        if complete and not force:
-            self._on_event(CacheHit(asset=spec.name, version=version, path=final))
-        else:
-            if self._store is None:
-                raise ConfigError("cannot download without a store", asset=str(spec))
-            size, objects = await self._download(spec.name, version)
         path = final
         if spec.sub_part is not None:
             path = final.joinpath(*spec.sub_part.split("/"))
@@ -131,15 +185,104 @@ class Fetcher:
                 raise AssetNotFoundError(
                     f"sub-part {spec.sub_part!r} is not in version {version}", asset=str(spec)
                 )
-        return FetchedAsset(
-            spec, version, path, from_cache=objects == 0, size=size, objects=objects
+        fetched = FetchedAsset(
+            spec, version, path, outcome.objects == 0, outcome.size, outcome.objects, source
         )
+        _audit(fetched, outcome.meta, time.perf_counter() - started)
+        return fetched
+
+    async def _fetch_version(self, spec: AssetSpec, version: str, force: bool) -> _Outcome:
+        name = spec.name
+        if not force and await anyio.to_thread.run_sync(self._cache.is_complete, name, version):
+            return await self._hit(name, version)
+        if self._offline or self._store is None:
+            raise AssetNotFoundError(
+                f"version {version} is not in the cache and {self._why_offline()}", asset=name
+            )
+        async with self._process_lock(name, version):
+            # Another process may have published while we waited for the lock.
+            if not force and await anyio.to_thread.run_sync(self._cache.is_complete, name, version):
+                return await self._hit(name, version)
+            await anyio.to_thread.run_sync(self._cache.remove_stale, name, version)
+            return await self._download(spec, version, force)
+
+    async def _hit(self, name: str, version: str) -> _Outcome:
+        final = await anyio.to_thread.run_sync(self._cache.version_path, name, version)
+        self._transfer.emit(CacheHit(asset=name, version=version, path=final))
+        meta = await anyio.to_thread.run_sync(self._cache.read_meta, name, version)
+        return _Outcome(0, 0, meta)
+
+    async def _read_meta(self, name: str, version: str) -> tuple[bytes, AssetMeta]:
+        assert self._store is not None
+        try:
+            raw = await read_small_object(self._store, meta_key(name, version))
+        except AssetNotFoundError as exc:
+            available = None
+            message = f"version {version} does not exist"
+            try:
+                available = await self._index(name)
+            except AssetNotFoundError:
+                message = "asset does not exist (it has no .versions index)"
+            except ModelkitError:
+                pass  # the index is only read to make the error helpful
+            raise AssetNotFoundError(
+                message,
+                asset=name,
+                key=exc.key,
+                store_url=exc.store_url,
+                available_versions=available,
+            ) from None
+        return raw, parse_meta(raw, name=name, version=version)
+
+    async def _download(self, spec: AssetSpec, version: str, force: bool) -> _Outcome:
+        assert self._store is not None
+        name = spec.name
+        raw, meta = await self._read_meta(name, version)
+        locked = self._lock.get(spec) if self._lock is not None else None
+        if locked is not None:
+            locked.check(meta)
+        files = await self._files(name, version, meta)
+        total = sum(entry.size or 0 for entry in files)
+        self._transfer.emit(
+            DownloadStarted(asset=name, version=version, objects=len(files), total_bytes=total)
+        )
+        staging = await anyio.to_thread.run_sync(
+            self._cache.new_staging, name, version, meta.is_directory, [f.path for f in files]
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                for entry in files:
+                    key = data_key(name, version, entry.path if meta.is_directory else None)
+                    target = staging / entry.path if meta.is_directory else staging
+                    tg.start_soon(self._object, key, target, entry, name)
+            published = await anyio.to_thread.run_sync(
+                lambda: self._cache.publish(
+                    name, version, staging, meta.is_directory, replace=force
+                )
+            )
+            await anyio.to_thread.run_sync(self._cache.save_meta, name, version, raw)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._cache.discard, staging)
+            raise
+        if published:
+            final = staging.with_name(version)  # staging sits beside its final path
+            self._transfer.emit(AssetPublished(asset=name, version=version, path=final, size=total))
+        return _Outcome(total, len(files), raw)
+
+    async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> None:
+        assert self._store is not None
+        try:
+            await download_object(self._store, key, target, entry, self._transfer, asset=name)
+        except ModelkitError as exc:
+            exc.add_context(asset=name)  # store errors know the key, not the asset
+            raise
 
     async def _files(self, name: str, version: str, meta: AssetMeta) -> tuple[FileEntry, ...]:
         assert self._store is not None
         if not meta.is_directory or meta.files:
             return meta.files
-        # An old meta without "contents": list the version's directory instead.
+        # An old meta without "contents": one listing gives every key and size.
         prefix = data_key(name, version) + "/"
         entries = []
         async for info in self._store.list_objects(prefix):
@@ -151,85 +294,74 @@ class Fetcher:
             entries.append(FileEntry(relpath, info.size))
         return tuple(entries)
 
-    async def _download(self, name: str, version: str) -> tuple[int, int]:
-        assert self._store is not None
-        raw = await read_small_object(self._store, meta_key(name, version))
-        meta = parse_meta(raw, name=name, version=version)
-        files = await self._files(name, version, meta)
-        self._on_event(
-            DownloadStarted(
-                asset=name, version=version, objects=len(files), total_bytes=meta.total_size
-            )
-        )
-        staging = await anyio.to_thread.run_sync(
-            self._cache.new_staging, name, version, meta.is_directory
-        )
+    @asynccontextmanager
+    async def _process_lock(self, name: str, version: str) -> AsyncIterator[None]:
+        """Hold the version's file lock; wait (politely, cancellably) while another has it."""
         try:
-            total = 0
-            async with anyio.create_task_group() as tg:
-                for entry in files:
-                    target = (
-                        staging.joinpath(*entry.path.split("/")) if meta.is_directory else staging
-                    )
-                    tg.start_soon(
-                        self._download_object, name, version, meta.is_directory, entry, target
-                    )
-                    total += entry.size or 0
-            published = await anyio.to_thread.run_sync(
-                self._cache.publish, name, version, staging, meta.is_directory
-            )
-        except BaseException:
+            path = await anyio.to_thread.run_sync(self._cache.lock_path, name, version)
+        except OSError as exc:
+            # A read-only cache can still serve hits; a download will fail later, clearly.
+            logger.debug("no lock for %s:%s (%s); continuing without", name, version, exc)
+            yield
+            return
+        lock = filelock.FileLock(path, thread_local=False)
+        waited_since = time.monotonic()
+        next_log = waited_since + LOCK_LOG_INTERVAL
+        delay = 0.01
+        while not await anyio.to_thread.run_sync(_try_acquire, lock):
+            if time.monotonic() >= next_log:
+                logger.info(
+                    "waiting %.0f s for another process downloading %s:%s",
+                    time.monotonic() - waited_since,
+                    name,
+                    version,
+                )
+                next_log += LOCK_LOG_INTERVAL
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        try:
+            yield
+        finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._cache.discard, staging)
-            raise
-        if published:
-            final = staging.with_name(version)  # staging sits beside its final path
-            self._on_event(AssetPublished(asset=name, version=version, path=final, size=total))
-        return total, len(files)
-
-    async def _download_object(
-        self, name: str, version: str, is_directory: bool, entry: FileEntry, target: Path
-    ) -> None:
-        assert self._store is not None
-        key = data_key(name, version, entry.path if is_directory else None)
-        digest = hashlib.sha256()
-        received = 0
-        async with self._limiter:
-            await anyio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
-            handle = await anyio.to_thread.run_sync(open, target, "wb")
-            try:
-                buffer: list[bytes] = []
-                buffered = 0
-                async with self._store.read(key) as chunks:
-                    async for chunk in chunks:
-                        received += len(chunk)
-                        if entry.size is not None and received > entry.size:
-                            raise IntegrityError(
-                                f"object is larger than the {entry.size} bytes its meta records",
-                                asset=name,
-                                key=key,
-                            )
-                        buffer.append(chunk)
-                        buffered += len(chunk)
-                        self._on_event(BytesReceived(asset=name, key=key, size=len(chunk)))
-                        if buffered >= WRITE_BUFFER:
-                            await anyio.to_thread.run_sync(_write, handle, digest, buffer)
-                            buffer, buffered = [], 0
-                if buffer:
-                    await anyio.to_thread.run_sync(_write, handle, digest, buffer)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(handle.close)
-        if entry.size is not None and received != entry.size:
-            raise IntegrityError(
-                f"object has {received} bytes, its meta records {entry.size}", asset=name, key=key
-            )
-        if entry.sha256 is not None and digest.hexdigest() != entry.sha256:
-            raise IntegrityError("object's SHA-256 does not match its meta", asset=name, key=key)
-        self._on_event(ObjectDownloaded(asset=name, key=key, size=received))
+                await anyio.to_thread.run_sync(lock.release)
 
 
-def _write(handle: BinaryIO, digest: hashlib._Hash, chunks: list[bytes]) -> None:
-    for chunk in chunks:
-        digest.update(chunk)
-        handle.write(chunk)
+def _try_acquire(lock: filelock.BaseFileLock) -> bool:
+    try:
+        lock.acquire(blocking=False)
+    except filelock.Timeout:
+        return False
+    return True
+
+
+def _audit(fetched: FetchedAsset, meta: bytes | None, duration: float) -> None:
+    """One structured record per fetch: which version a service used, from where, verified how."""
+    checksum = None
+    if meta is not None:
+        try:
+            parsed = parse_meta(meta, name=fetched.spec.name, version=fetched.version)
+            if all(entry.sha256 for entry in parsed.files):
+                lines = "".join(f"{e.path}\t{e.sha256}\n" for e in parsed.files)
+                checksum = "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+        except ModelkitError:
+            pass
+    record = {
+        "spec": str(fetched.spec),
+        "version": fetched.version,
+        "source": "cache" if fetched.from_cache else "store",
+        "resolved_by": fetched.source,
+        "bytes": fetched.size,
+        "objects": fetched.objects,
+        "checksum": checksum,
+        "duration_s": round(duration, 6),
+        "path": str(fetched.path),
+    }
+    logger.info(
+        "fetched %s as version %s from %s (%d bytes, %.3f s)",
+        record["spec"],
+        record["version"],
+        record["source"],
+        record["bytes"],
+        duration,
+        extra={"aiomodelkit": record},
+    )

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 import anyio
 
 from ._cache import AssetCache
-from ._errors import ConfigError
-from ._fetch import FetchedAsset, Fetcher
+from ._errors import ConfigError, DownloadError
+from ._fetch import FetchedAsset, Fetcher, IndexCache
 from ._layout import AssetMeta, meta_key, parse_meta
+from ._lockfile import LockedAsset, LockFile, lock_key
 from ._publish import Publisher, PublishResult
 from ._settings import Settings
+from ._singleflight import Memo
 from ._spec import AssetSpec, validate_asset_name
+from ._transfer import TransferConfig
 from ._versioning import VersioningSystem, get_versioning
 from .stores._base import Store, read_small_object
 from .stores._registry import open_store
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
     from types import TracebackType
 
     from ._events import EventCallback
 
 __all__ = ["AssetsManager"]
+
+#: Worker threads writing downloads to disk at once (each write is ~1 MiB).
+DISK_THREADS = 16
 
 
 class AssetsManager:
@@ -39,6 +46,10 @@ class AssetsManager:
             ``settings.versioning``).
         settings: settings to take defaults from; read from the environment if omitted.
         on_event: a callback receiving progress events.
+        offline: never touch the network, serve only the cache (default:
+            ``settings.offline``).
+        lock_file: a lock file of resolved versions to honour (default:
+            ``settings.lock_file``); write one with :meth:`lock`.
 
     Example:
         >>> async def main() -> None:
@@ -56,6 +67,8 @@ class AssetsManager:
         versioning: str | VersioningSystem | None = None,
         settings: Settings | None = None,
         on_event: EventCallback | None = None,
+        offline: bool | None = None,
+        lock_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self._settings = settings or Settings.load()
         self._assets_dir = Path(assets_dir) if assets_dir is not None else self._settings.assets_dir
@@ -68,7 +81,11 @@ class AssetsManager:
             self._store = open_store(storage, options=self._settings.store_options())
         self._versioning = get_versioning(versioning or self._settings.versioning)
         self._on_event = on_event
+        self._offline = self._settings.offline if offline is None else offline
+        lock_path = lock_file if lock_file is not None else self._settings.lock_file
+        self._lock_path = Path(lock_path) if lock_path is not None else None
         self._entered = False
+        self._fetcher_instance: Fetcher | None = None
 
     def __repr__(self) -> str:
         store = self._store.url if self._store is not None else None
@@ -93,7 +110,31 @@ class AssetsManager:
         if self._entered:
             raise RuntimeError("an AssetsManager can be entered only once at a time")
         await anyio.Path(self._assets_dir).mkdir(parents=True, exist_ok=True)
-        if self._store is not None:
+        lock = None
+        if self._lock_path is not None and await anyio.Path(self._lock_path).exists():
+            lock = await anyio.to_thread.run_sync(LockFile.load, self._lock_path)
+        settings = self._settings
+        transfer = TransferConfig(
+            # One budget for every fetch of this manager: bounds real I/O across assets.
+            connections=anyio.CapacityLimiter(settings.max_connections),
+            disk=anyio.CapacityLimiter(DISK_THREADS),
+            range_threshold=settings.range_threshold,
+            part_size=settings.range_part_size,
+            max_attempts=settings.max_attempts,
+            backoff=settings.retry_backoff,
+            backoff_max=settings.retry_backoff_max,
+            on_event=self._on_event,
+        )
+        self._fetcher_instance = Fetcher(
+            self._store,
+            AssetCache(self._assets_dir),
+            self._versioning,
+            transfer,
+            offline=self._offline,
+            offline_fallback=settings.offline_fallback,
+            lock=lock,
+        )
+        if self._store is not None and not self._offline:
             await self._store.__aenter__()
         self._entered = True
         return self
@@ -125,16 +166,9 @@ class AssetsManager:
         )
 
     def _fetcher(self) -> Fetcher:
-        if not self._entered:
+        if not self._entered or self._fetcher_instance is None:
             raise RuntimeError("use the AssetsManager inside 'async with'")
-        limiter = anyio.CapacityLimiter(self._settings.max_connections)
-        return Fetcher(
-            self._store,
-            AssetCache(self._assets_dir),
-            self._versioning,
-            limiter=limiter,
-            on_event=self._on_event,
-        )
+        return self._fetcher_instance
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -206,26 +240,95 @@ class AssetsManager:
 
     # -- fetching -----------------------------------------------------------------------
 
-    async def fetch(self, spec: str | AssetSpec, *, force: bool = False) -> FetchedAsset:
+    @asynccontextmanager
+    async def _deadline(self, what: str) -> AsyncIterator[None]:
+        deadline = self._settings.fetch_deadline
+        if deadline is None:
+            yield
+            return
+        try:
+            with anyio.fail_after(deadline):
+                yield
+        except TimeoutError:
+            raise DownloadError(f"fetch_deadline of {deadline} s exceeded", asset=what) from None
+
+    async def fetch(self, spec: str | AssetSpec, *, force: bool | None = None) -> FetchedAsset:
         """Make an asset version available in the cache and return its local path.
 
+        A pinned version already in the cache costs no request; a partial spec reads the
+        store's index once (falling back to the cache if the store is unreachable and
+        ``offline_fallback`` is on). Concurrent fetches of one version share a download.
+
+        Args:
+            spec: ``name[:version][[sub/part]]``.
+            force: download again and atomically replace the cached copy (default:
+                ``settings.force_download``).
+
         Raises:
-            AssetNotFoundError: the asset, version or sub-part does not exist.
-            IntegrityError: downloaded bytes did not match the meta.
+            AssetNotFoundError: the asset, version or sub-part does not exist (offline: is
+                not cached).
+            IntegrityError: downloaded bytes did not match; nothing was published.
+            DownloadError: ``fetch_deadline`` passed.
+            StoreError: the store failed after retries (transient) or at once (permanent).
         """
         parsed = spec if isinstance(spec, AssetSpec) else AssetSpec.parse(spec)
-        return await self._fetcher().fetch(parsed, force=force)
+        force = self._settings.force_download if force is None else force
+        async with self._deadline(str(parsed)):
+            return await self._fetcher().fetch(parsed, force=force)
 
-    async def fetch_many(self, specs: Sequence[str | AssetSpec]) -> list[FetchedAsset]:
-        """Fetch several assets concurrently; results are in the order of ``specs``."""
+    async def fetch_many(
+        self, specs: Sequence[str | AssetSpec], *, force: bool | None = None
+    ) -> list[FetchedAsset]:
+        """Fetch several assets concurrently; results are in the order of ``specs``.
+
+        Every spec is resolved at once, each ``.versions`` index is read once, and a
+        version asked for twice (say ``name:1`` and ``name:1.3``) downloads once.
+
+        Raises:
+            ExceptionGroup: of the errors :meth:`fetch` documents, if any fetch failed
+                (the others are cancelled); use ``except*``.
+        """
         parsed = [s if isinstance(s, AssetSpec) else AssetSpec.parse(s) for s in specs]
+        force = self._settings.force_download if force is None else force
         fetcher = self._fetcher()
+        index: IndexCache = Memo()
         results: list[FetchedAsset | None] = [None] * len(parsed)
 
-        async def one(index: int, spec: AssetSpec) -> None:
-            results[index] = await fetcher.fetch(spec)
+        async def one(position: int, spec: AssetSpec) -> None:
+            results[position] = await fetcher.fetch(spec, force=force, index=index)
+
+        async with self._deadline(", ".join(str(s) for s in parsed[:3])):
+            async with anyio.create_task_group() as tg:
+                for position, spec in enumerate(parsed):
+                    tg.start_soon(one, position, spec)
+        return [r for r in results if r is not None]
+
+    async def lock(
+        self, specs: Sequence[str | AssetSpec], path: str | os.PathLike[str]
+    ) -> LockFile:
+        """Resolve ``specs`` against the store and write a lock file of exact versions.
+
+        Each entry records the version and the checksums of its meta, so that a later
+        start (``lock_file=``) resolves exactly as now without asking the store.
+
+        Raises:
+            AssetNotFoundError: a spec matches no version.
+        """
+        store = self._require_store()
+        fetcher = self._fetcher()
+        index: IndexCache = Memo()
+        parsed = [s if isinstance(s, AssetSpec) else AssetSpec.parse(s) for s in specs]
+        entries: dict[str, LockedAsset] = {}
+
+        async def one(spec: AssetSpec) -> None:
+            version, _ = await fetcher.resolve(spec, index, use_lock=False)
+            raw = await read_small_object(store, meta_key(spec.name, version))
+            meta = parse_meta(raw, name=spec.name, version=version)
+            entries[lock_key(spec)] = LockedAsset(spec.name, version, meta.files)
 
         async with anyio.create_task_group() as tg:
-            for index, spec in enumerate(parsed):
-                tg.start_soon(one, index, spec)
-        return [r for r in results if r is not None]
+            for spec in parsed:
+                tg.start_soon(one, spec)
+        lock = LockFile(entries)
+        await anyio.to_thread.run_sync(lock.save, Path(path))
+        return lock

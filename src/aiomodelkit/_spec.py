@@ -202,6 +202,10 @@ class AssetSpec:
         """A copy of this spec with another version (the sub-part is kept)."""
         return AssetSpec(self.name, version, self.sub_part)
 
+    def with_sub_part(self, sub_part: str | None) -> AssetSpec:
+        """A copy of this spec with another sub-part (or none)."""
+        return AssetSpec(self.name, self.version, sub_part)
+
     def _format(self) -> str:
         text = self.name
         if self.version is not None:

@@ -1,0 +1,130 @@
+"""Lock files of resolved versions: resolve ``name:1`` at build time, start exactly so later.
+
+A lock file maps each spec (without sub-part) to the exact version it resolved to and the
+size and SHA-256 of every object, as the store's ``.meta`` recorded them::
+
+    {
+      "aiomodelkit_lock": 1,
+      "assets": {
+        "models/clf:1": {"name": "models/clf", "version": "1.3",
+                         "files": {"": {"size": 1024, "sha256": "..."}}}
+      }
+    }
+
+A fetch that honours it never reads a ``.versions`` index for a locked spec, and refuses
+(with :class:`~aiomodelkit.IntegrityError`) a version whose meta no longer matches the
+lock, since versions are immutable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigError, IntegrityError
+from ._layout import AssetMeta, FileEntry
+from ._spec import AssetSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+__all__ = ["LockFile", "LockedAsset"]
+
+_FORMAT = 1
+
+
+def lock_key(spec: AssetSpec) -> str:
+    """The lock entry a spec uses: its name and requested version, without sub-part."""
+    return str(spec.with_sub_part(None))
+
+
+@dataclass(frozen=True, slots=True)
+class LockedAsset:
+    """One resolved spec.
+
+    Attributes:
+        name: the asset name.
+        version: the exact version.
+        files: the objects and checksums the meta recorded.
+    """
+
+    name: str
+    version: str
+    files: tuple[FileEntry, ...] = ()
+
+    def check(self, meta: AssetMeta) -> None:
+        """Refuse a meta whose files differ from the locked ones.
+
+        Raises:
+            IntegrityError: the version's meta changed since the lock was written.
+        """
+        if self.files and set(self.files) != set(meta.files):
+            raise IntegrityError(
+                f"the store's meta for version {self.version} differs from the lock file",
+                asset=self.name,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LockFile:
+    """Resolved versions keyed by spec (see the module docstring for the format)."""
+
+    assets: Mapping[str, LockedAsset] = field(default_factory=dict)
+
+    def get(self, spec: AssetSpec) -> LockedAsset | None:
+        """The locked resolution of ``spec``, if any."""
+        entry = self.assets.get(lock_key(spec))
+        return entry if entry is not None and entry.name == spec.name else None
+
+    @classmethod
+    def load(cls, path: Path) -> LockFile:
+        """Read a lock file (blocking).
+
+        Raises:
+            ConfigError: the file is missing or malformed.
+        """
+        try:
+            data = json.loads(path.read_bytes())
+            if data.get("aiomodelkit_lock") != _FORMAT:
+                raise ValueError(f"unknown format {data.get('aiomodelkit_lock')!r}")
+            assets = {key: _entry(key, value) for key, value in data["assets"].items()}
+        except FileNotFoundError:
+            raise ConfigError(f"lock file {str(path)!r} does not exist") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"lock file {str(path)!r} is malformed: {exc}") from None
+        return cls(assets)
+
+    def dump(self) -> bytes:
+        """Serialise, sorted so that the file diffs well."""
+        assets: dict[str, Any] = {
+            key: {
+                "name": entry.name,
+                "version": entry.version,
+                "files": {f.path: {"size": f.size, "sha256": f.sha256} for f in entry.files},
+            }
+            for key, entry in sorted(self.assets.items())
+        }
+        return json.dumps({"aiomodelkit_lock": _FORMAT, "assets": assets}, indent=2).encode()
+
+    def save(self, path: Path) -> None:
+        """Write atomically (blocking)."""
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_bytes(self.dump() + b"\n")
+        os.replace(tmp, path)
+
+
+def _entry(key: str, value: Mapping[str, Any]) -> LockedAsset:
+    spec = AssetSpec.parse(key)
+    name, version = value["name"], value["version"]
+    if name != spec.name or not isinstance(version, str):
+        raise ValueError(f"entry {key!r} does not match its name")
+    AssetSpec(name, version)  # validates the version's characters
+    files = tuple(
+        FileEntry(path, detail.get("size"), detail.get("sha256"))
+        for path, detail in value.get("files", {}).items()
+    )
+    return LockedAsset(name, version, files)

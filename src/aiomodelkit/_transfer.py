@@ -1,0 +1,322 @@
+"""Downloading one object to a local file: streamed, ranged when large, retried, verified.
+
+* Objects below ``range_threshold`` stream with one GET. A transient failure (5xx,
+  throttling, reset, stall, truncated body) resumes with a ranged GET from the last byte
+  written, pinned to the object's ETag/generation, so the hash state carries on.
+* Larger objects are split into ``part_size`` ranges fetched concurrently, all pinned to
+  the version token from one HEAD, each written at its offset and retried on its own.
+  An object replaced mid-download fails with :class:`IntegrityError` instead of mixing.
+* Every GET holds one token of the shared connection limiter for its whole life, so the
+  total number of requests in flight is bounded across all objects and assets; memory is
+  bounded by in-flight requests times ``WRITE_BUFFER``.
+* Disk writes go to worker threads in ``WRITE_BUFFER`` batches (``os.writev``/``pwritev``),
+  never one thread hop per network chunk, and never on the event loop.
+* Sizes are always checked; SHA-256 from the meta when it has one, else the store's MD5
+  when it is a content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from ._errors import IntegrityError, PreconditionFailedError, StoreUnavailableError
+from ._events import BytesReceived, Event, EventCallback, ObjectDownloaded, Retrying
+from .stores._base import MiB, ObjectInfo, Store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ._layout import FileEntry
+
+__all__ = ["TransferConfig", "download_object"]
+
+#: Bytes gathered from the network before one disk write (one worker-thread hop).
+WRITE_BUFFER = 1 * MiB
+_HASH_BLOCK = 8 * MiB
+
+
+class TruncatedBodyError(StoreUnavailableError):
+    """A response body ended before all its bytes arrived (transient: resumed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """How objects are downloaded; one instance is shared by a whole manager.
+
+    Attributes:
+        connections: bounds GETs and HEADs in flight, across every asset and object.
+        disk: bounds worker threads writing to disk.
+        range_threshold: objects at least this big are fetched as concurrent ranges.
+        part_size: the size of each range.
+        max_attempts: tries per object (or per range) on transient errors.
+        backoff: the first retry delay, doubled each time, with full jitter.
+        backoff_max: the longest retry delay.
+        on_event: receives progress events.
+    """
+
+    connections: anyio.CapacityLimiter
+    disk: anyio.CapacityLimiter
+    range_threshold: int = 64 * MiB
+    part_size: int = 16 * MiB
+    max_attempts: int = 5
+    backoff: float = 0.25
+    backoff_max: float = 10.0
+    on_event: EventCallback | None = None
+
+    def emit(self, event: Event) -> None:
+        """Deliver a progress event, if anyone listens."""
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+class _Sink:
+    """A file being written, with its running digests (touched only from worker threads)."""
+
+    def __init__(self, path: Path, sha256: bool, md5: bool) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.sha256 = hashlib.sha256() if sha256 else None
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+
+    def open(self, size: int | None = None) -> None:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            if size:
+                os.ftruncate(self.fd, size)
+
+    def append(self, chunks: list[bytes], close: bool) -> None:
+        self.open()
+        assert self.fd is not None
+        for digest in (self.sha256, self.md5):
+            if digest is not None:
+                for chunk in chunks:
+                    digest.update(chunk)
+        _write_all(self.fd, chunks, None)
+        if close:
+            self.close()
+
+    def write_at(self, chunks: list[bytes], position: int) -> None:
+        assert self.fd is not None
+        _write_all(self.fd, chunks, position)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+    def digests(self) -> tuple[str | None, str | None]:
+        """Hash the whole file (ranged downloads arrive out of order)."""
+        if self.sha256 is None and self.md5 is None:
+            return None, None
+        with open(self.path, "rb") as handle:
+            while block := handle.read(_HASH_BLOCK):
+                for digest in (self.sha256, self.md5):
+                    if digest is not None:
+                        digest.update(block)
+        return self.hexdigests()
+
+    def hexdigests(self) -> tuple[str | None, str | None]:
+        return (
+            self.sha256.hexdigest() if self.sha256 else None,
+            self.md5.hexdigest() if self.md5 else None,
+        )
+
+
+def _write_all(fd: int, chunks: list[bytes], position: int | None) -> None:
+    views = [memoryview(c) for c in chunks if c]
+    while views:
+        if position is None:
+            written = os.writev(fd, views)
+        else:
+            written = os.pwritev(fd, views, position)
+            position += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
+
+
+def _retrying(cfg: TransferConfig, asset: str, key: str) -> AsyncRetrying:
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        cfg.emit(
+            Retrying(
+                asset=asset,
+                key=key,
+                attempt=state.attempt_number,
+                delay=delay,
+                error=f"{type(error).__name__}: {error}",
+            )
+        )
+
+    return AsyncRetrying(
+        retry=retry_if_exception_type(StoreUnavailableError),
+        stop=stop_after_attempt(cfg.max_attempts),
+        wait=wait_random_exponential(multiplier=cfg.backoff, max=cfg.backoff_max),
+        before_sleep=before_sleep,
+        sleep=anyio.sleep,
+        reraise=True,
+    )
+
+
+async def download_object(
+    store: Store, key: str, target: Path, entry: FileEntry, cfg: TransferConfig, *, asset: str
+) -> int:
+    """Download one object to ``target`` and verify it; returns its size.
+
+    Raises:
+        IntegrityError: the size or a checksum does not match, or the object was replaced
+            during the download.
+        StoreUnavailableError: transient errors outlasted ``max_attempts``.
+        AssetNotFoundError: the object is missing.
+    """
+    info: ObjectInfo | None = None
+    if entry.size is None or entry.size >= cfg.range_threshold:
+        async with cfg.connections:
+            info = await store.stat(key)
+        _check_size(info.size, entry, asset, key)
+    size = info.size if info is not None else entry.size
+    sink = _Sink(target, sha256=entry.sha256 is not None, md5=False)
+    try:
+        if size is not None and size >= cfg.range_threshold and info is not None:
+            sink.md5 = hashlib.md5(usedforsecurity=False) if not entry.sha256 and info.md5 else None
+            await _ranged(store, key, sink, info, cfg, asset)
+            sha256, md5 = await anyio.to_thread.run_sync(sink.digests, limiter=cfg.disk)
+            expected_md5 = info.md5
+        else:
+            size, expected_md5 = await _streamed(store, key, sink, entry, info, cfg, asset)
+            sha256, md5 = sink.hexdigests()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(sink.close, limiter=cfg.disk)
+    if entry.sha256 is not None and sha256 != entry.sha256:
+        raise IntegrityError("SHA-256 does not match the meta", asset=asset, key=key)
+    if entry.sha256 is None and expected_md5 is not None and md5 != expected_md5:
+        raise IntegrityError("MD5 does not match the store's", asset=asset, key=key)
+    cfg.emit(ObjectDownloaded(asset=asset, key=key, size=size))
+    return size
+
+
+def _check_size(actual: int, entry: FileEntry, asset: str, key: str) -> None:
+    if entry.size is not None and actual != entry.size:
+        raise IntegrityError(
+            f"object has {actual} bytes, its meta records {entry.size}", asset=asset, key=key
+        )
+
+
+async def _streamed(
+    store: Store,
+    key: str,
+    sink: _Sink,
+    entry: FileEntry,
+    info: ObjectInfo | None,
+    cfg: TransferConfig,
+    asset: str,
+) -> tuple[int, str | None]:
+    """One GET, resumed from the last byte on transient errors."""
+    received = 0
+    token = info.version_token if info is not None else None
+    total = info.size if info is not None else entry.size
+    expected_md5 = info.md5 if info is not None else None
+    first = True
+    async for attempt in _retrying(cfg, asset, key):
+        with attempt:
+            async with cfg.connections, store.read(key, offset=received, if_match=token) as stream:
+                if first:
+                    first = False
+                    _check_size(stream.info.size, entry, asset, key)
+                    total = stream.info.size
+                    token = stream.info.version_token
+                    expected_md5 = stream.info.md5
+                    if entry.sha256 is None and expected_md5 is not None:
+                        sink.md5 = hashlib.md5(usedforsecurity=False)
+                assert total is not None
+                buffer: list[bytes] = []
+                buffered = 0
+                async for chunk in stream:
+                    received += len(chunk)
+                    if received > total:
+                        raise IntegrityError(
+                            f"body is longer than the object's {total} bytes", asset=asset, key=key
+                        )
+                    buffer.append(chunk)
+                    buffered += len(chunk)
+                    cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
+                    if buffered >= WRITE_BUFFER:
+                        await anyio.to_thread.run_sync(sink.append, buffer, False, limiter=cfg.disk)
+                        buffer, buffered = [], 0
+                last = received >= total
+                await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
+            if not last:
+                raise TruncatedBodyError(
+                    f"body ended after {received} of {total} bytes", key=key, asset=asset
+                )
+    assert total is not None
+    return total, expected_md5
+
+
+async def _ranged(
+    store: Store, key: str, sink: _Sink, info: ObjectInfo, cfg: TransferConfig, asset: str
+) -> None:
+    """Concurrent ranged GETs pinned to one version of the object, written at offsets."""
+    token = info.version_token
+    await anyio.to_thread.run_sync(sink.open, info.size, limiter=cfg.disk)
+
+    async def part(offset: int, length: int) -> None:
+        received = 0
+        async for attempt in _retrying(cfg, asset, key):
+            with attempt:
+                async with cfg.connections:
+                    try:
+                        async with store.read(
+                            key, offset=offset + received, length=length - received, if_match=token
+                        ) as stream:
+                            buffer: list[bytes] = []
+                            buffered = 0
+                            async for chunk in stream:
+                                buffer.append(chunk)
+                                buffered += len(chunk)
+                                cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
+                                if buffered >= WRITE_BUFFER or received + buffered >= length:
+                                    await anyio.to_thread.run_sync(
+                                        sink.write_at, buffer, offset + received, limiter=cfg.disk
+                                    )
+                                    received += buffered
+                                    buffer, buffered = [], 0
+                            if buffer:
+                                await anyio.to_thread.run_sync(
+                                    sink.write_at, buffer, offset + received, limiter=cfg.disk
+                                )
+                                received += buffered
+                    except PreconditionFailedError as exc:
+                        raise IntegrityError(
+                            "object was replaced during the download (its ETag/generation "
+                            "changed); nothing was mixed",
+                            asset=asset,
+                            key=key,
+                        ) from exc
+                if received > length:
+                    raise IntegrityError("range answer is too long", asset=asset, key=key)
+                if received < length:
+                    raise TruncatedBodyError(
+                        f"range ended after {received} of {length} bytes", key=key, asset=asset
+                    )
+
+    async with anyio.create_task_group() as tg:
+        for offset in range(0, info.size, cfg.part_size):
+            tg.start_soon(part, offset, min(cfg.part_size, info.size - offset))
