@@ -6,20 +6,24 @@ Every error the library raises on purpose derives from :class:`ModelkitError`::
     ├── ConfigError                    bad settings or arguments
     │   ├── InvalidAssetSpecError      a spec, name, sub-part or version that does not parse
     │   │   └── InvalidVersionError    a version string the versioning system refuses
-    │   └── UnknownStoreError          a storage URL with no store for its scheme
+    │   ├── UnknownStoreError          a storage URL with no store for its scheme
+    │   ├── UnknownModelError          a model key no configuration declares (also a LookupError)
+    │   ├── DependencyCycleError       models that depend on each other in a loop
+    │   └── ModelTypeError             a model is not of the type asked for (also a TypeError)
     ├── AssetNotFoundError             an asset or a version is absent (also a FileNotFoundError)
     ├── AssetExistsError               publishing over an existing, immutable version
     ├── InvalidStoreDataError          the store holds a malformed index, meta or hostile name
     ├── DownloadError                  a download could not complete
     │   └── IntegrityError             downloaded bytes do not match their size or checksum
-    └── StoreError                     a store operation failed
-        ├── StoreUnavailableError      transient: 5xx, throttling, timeouts, resets; retry later
-        ├── StorePermissionError       403 / access denied (never reported as "not found")
-        ├── PreconditionFailedError    a conditional write lost a race
-        └── BucketNotFoundError        the bucket (or local root) itself does not exist
+    ├── StoreError                     a store operation failed
+    │   ├── StoreUnavailableError      transient: 5xx, throttling, timeouts, resets; retry later
+    │   ├── StorePermissionError       403 / access denied (never reported as "not found")
+    │   ├── PreconditionFailedError    a conditional write lost a race
+    │   └── BucketNotFoundError        the bucket (or local root) itself does not exist
+    └── LoadError                      a model's asset or ``_load`` failed (the cause is chained)
 
 Errors carry their context as keyword-only attributes (``asset``, ``key``, ``store_url``,
-``available_versions``) and build their message once. Every error pickles.
+``available_versions``, ``model``, ``cycle``) and build their message once. Every error pickles.
 """
 
 from __future__ import annotations
@@ -34,16 +38,20 @@ __all__ = [
     "AssetNotFoundError",
     "BucketNotFoundError",
     "ConfigError",
+    "DependencyCycleError",
     "DownloadError",
     "IntegrityError",
     "InvalidAssetSpecError",
     "InvalidStoreDataError",
     "InvalidVersionError",
+    "LoadError",
+    "ModelTypeError",
     "ModelkitError",
     "PreconditionFailedError",
     "StoreError",
     "StorePermissionError",
     "StoreUnavailableError",
+    "UnknownModelError",
     "UnknownStoreError",
 ]
 
@@ -82,6 +90,16 @@ class ModelkitError(Exception):
     def _render(self) -> str:
         where = [f"{name}={value!r}" for name, value in self._shown().items() if value]
         return f"{self.message} ({', '.join(where)})" if where else self.message
+
+    def add_context(self, **context: str) -> None:
+        """Fill in context that was unknown where the error was raised, and re-render.
+
+        Only attributes still None are set, so the innermost context wins.
+        """
+        for name, value in context.items():
+            if getattr(self, name, None) is None:
+                setattr(self, name, value)
+        self.args = (self._render(),)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self._context()))
@@ -193,3 +211,105 @@ class PreconditionFailedError(StoreError):
 
 class BucketNotFoundError(StoreError):
     """The bucket, or the local store's root directory, does not exist."""
+
+
+# The model errors below repeat one small __init__ rather than share a private base class:
+# every class here is part of the drawn tree and exported (tests/test_errors.py walks them).
+
+
+class UnknownModelError(ConfigError, LookupError):
+    """A model key that no configuration declares; the message suggests close matches."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.model = model
+        super().__init__(message, asset=asset, key=key, store_url=store_url)
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "model": self.model}
+
+    def _shown(self) -> dict[str, Any]:
+        return {"model": self.model, **super()._shown()}
+
+
+class DependencyCycleError(ConfigError):
+    """Models that depend on each other in a loop.
+
+    Attributes:
+        cycle: the keys along the loop, first key repeated at the end (``a``, ``b``, ``a``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+        model: str | None = None,
+        cycle: Sequence[str] | None = None,
+    ) -> None:
+        self.model = model
+        self.cycle = tuple(cycle) if cycle is not None else None
+        super().__init__(message, asset=asset, key=key, store_url=store_url)
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "model": self.model, "cycle": self.cycle}
+
+    def _shown(self) -> dict[str, Any]:
+        return {"model": self.model, **super()._shown()}
+
+
+class ModelTypeError(ConfigError, TypeError):
+    """A model (or a dependency) is not an instance of the type the caller asked for."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.model = model
+        super().__init__(message, asset=asset, key=key, store_url=store_url)
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "model": self.model}
+
+    def _shown(self) -> dict[str, Any]:
+        return {"model": self.model, **super()._shown()}
+
+
+class LoadError(ModelkitError):
+    """A model could not be made ready: fetching its asset or its ``_load`` failed.
+
+    The original exception is chained as ``__cause__``; ``model`` names the model that
+    failed and ``asset`` its asset spec, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.model = model
+        super().__init__(message, asset=asset, key=key, store_url=store_url)
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "model": self.model}
+
+    def _shown(self) -> dict[str, Any]:
+        return {"model": self.model, **super()._shown()}
