@@ -13,6 +13,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -24,6 +25,7 @@ from ._errors import (
     InvalidStoreDataError,
     ModelkitError,
     StoreUnavailableError,
+    first_error,
 )
 from ._events import AssetPublished, AssetResolved, CacheHit, DownloadStarted
 from ._layout import AssetMeta, FileEntry, data_key, meta_key, parse_index, parse_meta, versions_key
@@ -250,15 +252,18 @@ class Fetcher:
             self._cache.new_staging, name, version, meta.is_directory, [f.path for f in files]
         )
         try:
-            async with anyio.create_task_group() as tg:
-                for entry in files:
-                    key = data_key(name, version, entry.path if meta.is_directory else None)
-                    target = staging / entry.path if meta.is_directory else staging
-                    tg.start_soon(self._object, key, target, entry, name)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for entry in files:
+                        key = data_key(name, version, entry.path if meta.is_directory else None)
+                        target = staging / entry.path if meta.is_directory else staging
+                        tg.start_soon(self._object, key, target, entry, name)
+            except* ModelkitError as group:
+                first = first_error(group)
+                raise first from first.__cause__
+            publish = partial(self._cache.publish, replace=force)
             published = await anyio.to_thread.run_sync(
-                lambda: self._cache.publish(
-                    name, version, staging, meta.is_directory, replace=force
-                )
+                publish, name, version, staging, meta.is_directory
             )
             await anyio.to_thread.run_sync(self._cache.save_meta, name, version, raw)
         except BaseException:

@@ -1,0 +1,160 @@
+"""A store wrapper that counts requests and injects faults, for tests of startup paths."""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Self
+
+import anyio
+
+from aiomodelkit._errors import StoreUnavailableError
+from aiomodelkit.stores._base import ObjectInfo, ObjectStream, Store
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from pathlib import Path
+    from types import TracebackType
+
+__all__ = ["Fault", "InstrumentedStore"]
+
+
+@dataclass
+class Fault:
+    """A fault applied to reads whose key matches.
+
+    Attributes:
+        match: a predicate on the key.
+        times: how many reads it affects (then it is spent).
+        fail: raise this before the response (a transient 503 by default).
+        truncate_after: end the body after this many bytes (a dropped connection).
+        chunk_delay: sleep this long before each chunk (a slow or stalled link).
+    """
+
+    match: Callable[[str], bool] = lambda key: True
+    times: int = 1
+    fail: Exception | None = None
+    truncate_after: int | None = None
+    chunk_delay: float = 0.0
+    hits: int = field(default=0, init=False)
+
+
+class InstrumentedStore:
+    """Wraps a real store: counts every operation per kind and key, and injects faults.
+
+    Example:
+        >>> from aiomodelkit.stores import MemoryStore
+        >>> store = InstrumentedStore(MemoryStore())
+        >>> store.requests
+        0
+    """
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.faults: list[Fault] = []
+
+    @property
+    def requests(self) -> int:
+        """Operations sent to the inner store so far."""
+        return sum(self.calls.values())
+
+    def count(self, op: str, key_suffix: str = "") -> int:
+        """Operations of one kind (``stat``, ``read``, ``list``, ``put``, ``delete``)."""
+        return sum(n for (o, k), n in self.calls.items() if o == op and k.endswith(key_suffix))
+
+    def inject(self, fault: Fault) -> Fault:
+        """Add a fault for later reads; returns it (its ``hits`` counts uses)."""
+        self.faults.append(fault)
+        return fault
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    @property
+    def supports_conditional_writes(self) -> bool:
+        return self.inner.supports_conditional_writes
+
+    async def __aenter__(self) -> Self:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.inner.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def stat(self, key: str) -> ObjectInfo:
+        self.calls["stat", key] += 1
+        return await self.inner.stat(key)
+
+    def _fault(self, key: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.hits < fault.times and fault.match(key):
+                fault.hits += 1
+                return fault
+        return None
+
+    @asynccontextmanager
+    async def read(
+        self,
+        key: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        if_match: str | None = None,
+    ) -> AsyncIterator[ObjectStream]:
+        self.calls["read", key] += 1
+        fault = self._fault(key)
+        if fault is not None and fault.fail is not None:
+            raise fault.fail
+        async with self.inner.read(key, offset=offset, length=length, if_match=if_match) as stream:
+            if fault is None:
+                yield stream
+            else:
+                yield ObjectStream(stream.info, _faulty(stream, fault, key))
+
+    async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        self.calls["list", prefix] += 1
+        async for info in self.inner.list_objects(prefix):
+            yield info
+
+    async def put(
+        self,
+        key: str,
+        data: bytes | Path,
+        *,
+        if_absent: bool = False,
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        self.calls["put", key] += 1
+        return await self.inner.put(key, data, if_absent=if_absent, if_match=if_match)
+
+    async def delete(self, key: str) -> None:
+        self.calls["delete", key] += 1
+        await self.inner.delete(key)
+
+
+async def _faulty(stream: ObjectStream, fault: Fault, key: str) -> AsyncIterator[bytes]:
+    sent = 0
+    async for chunk in stream:
+        if fault.chunk_delay:
+            await anyio.sleep(fault.chunk_delay)
+        if fault.truncate_after is not None and sent + len(chunk) > fault.truncate_after:
+            yield chunk[: fault.truncate_after - sent]
+            return  # the body just ends, as when a connection drops
+        sent += len(chunk)
+        yield chunk
+
+
+def transient(message: str = "503 SlowDown (injected)") -> StoreUnavailableError:
+    """A transient store error, as a fault's ``fail``."""
+    return StoreUnavailableError(message)
