@@ -107,3 +107,22 @@ def test_demo() -> None:
     assert "published demo/classifier:0.0" in result.stdout
     assert "cold fetch" in result.stdout
     assert "from cache=True" in result.stdout
+
+
+def test_fetch_many_lock_and_offline(store: Path, model: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["assets", "new", str(model), "a", "--yes"]).exit_code == 0
+    assert runner.invoke(app, ["assets", "new", str(model), "b", "--yes"]).exit_code == 0
+    locked = runner.invoke(app, ["assets", "lock", "a:0", "b", "-o", str(tmp_path / "x.lock")])
+    assert locked.exit_code == 0, locked.output
+    assert "locked 2 spec(s)" in locked.stdout
+    fetched = runner.invoke(
+        app, ["assets", "fetch", "a:0", "b[sub/w.bin]", "--lock-file", str(tmp_path / "x.lock")]
+    )
+    assert fetched.exit_code == 0, fetched.output
+    lines = fetched.stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["a:0", "b[sub/w.bin]"]
+    assert "2 asset(s), 0 from cache: 2 object(s)" in fetched.stderr
+    offline = runner.invoke(app, ["assets", "fetch", "a", "c:1.0", "--offline"])
+    assert offline.exit_code == 1
+    assert "c:1.0 is not in the cache and offline mode is on" in offline.output
+    assert "Traceback" not in offline.output

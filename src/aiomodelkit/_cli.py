@@ -6,6 +6,7 @@ User errors print one line and exit with status 1; nothing prints a traceback fo
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -26,13 +27,22 @@ from rich.progress import (
 from rich.table import Table
 
 from ._errors import ConfigError, ModelkitError
-from ._events import BytesReceived, Event, EventCallback, ObjectUploaded
+from ._events import (
+    AssetPublished,
+    BytesReceived,
+    DownloadStarted,
+    Event,
+    EventCallback,
+    ObjectUploaded,
+)
 from ._manager import AssetsManager
 from ._settings import Settings
+from .stores._base import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
+    from ._fetch import FetchedAsset
     from ._publish import PublishResult
 
 __all__ = ["app", "main"]
@@ -74,11 +84,21 @@ DryRunOption = Annotated[
 def _user_errors() -> Iterator[None]:
     try:
         yield
-    except ModelkitError as exc:
-        err_console.print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
+    except* ModelkitError as group:
+        # fetch_many reports concurrent failures as a group: one line each.
+        for exc in _leaves(group):
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
         raise typer.Exit(1) from None
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
 
 
 def _run(func: Callable[[], Awaitable[T]]) -> T:
@@ -249,30 +269,94 @@ def assets_versions(
 def assets_fetch(
     specs: Annotated[list[str], typer.Argument(help="Asset specs, e.g. models/clf:1.2[sub/file].")],
     force: Annotated[bool, typer.Option("--force", help="Download even if cached.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use only the cache; never touch the network.")
+    ] = False,
+    lock_file: Annotated[
+        Path | None, typer.Option("--lock-file", help="Honour this lock file of versions.")
+    ] = None,
     assets_dir: AssetsDirOption = None,
     storage: StorageOption = None,
 ) -> None:
-    """Fetch assets into the local cache and print where they are."""
+    """Fetch assets concurrently into the local cache and print where they are.
 
-    async def go() -> list[tuple[str, str, str]]:
-        settings = Settings.load(storage=storage, assets_dir=assets_dir)
-        with _byte_progress("fetch") as (progress, task):
+    Prints one tab-separated line per spec (spec, path, status) on stdout, progress bars
+    and a summary on stderr.
+    """
 
-            def on_event(event: Event) -> None:
-                if isinstance(event, BytesReceived):
-                    progress.advance(task, event.size)
+    async def go() -> tuple[list[FetchedAsset], float]:
+        settings = Settings.load(storage=storage, assets_dir=assets_dir, lock_file=lock_file)
+        with _fetch_progress() as on_event:
+            async with AssetsManager(settings=settings, on_event=on_event, offline=offline) as am:
+                started = time.perf_counter()
+                fetched = await am.fetch_many(specs, force=force)
+                return fetched, time.perf_counter() - started
 
-            async with AssetsManager(settings=settings, on_event=on_event) as am:
-                rows: list[tuple[str, str, str]] = []
-                for spec in specs:
-                    fetched = await am.fetch(spec, force=force)
-                    status = "cached" if fetched.from_cache else f"{fetched.size} bytes"
-                    rows.append((str(fetched.spec), str(fetched.path), status))
-                return rows
-
-    for spec, path, status in _run(go):
+    fetched, elapsed = _run(go)
+    for item in fetched:
+        status = "cached" if item.from_cache else f"{item.size} bytes"
         # Plain tab-separated lines: meant for scripts as much as for people.
-        typer.echo(f"{spec}\t{path}\t{status}")
+        typer.echo(f"{item.spec}\t{item.path}\t{status}")
+    size = sum(item.size for item in fetched)
+    objects = sum(item.objects for item in fetched)
+    hits = sum(item.from_cache for item in fetched)
+    err_console.print(
+        f"{len(fetched)} asset(s), {hits} from cache: {objects} object(s), "
+        f"{size / MiB:.1f} MiB in {elapsed:.2f} s ({size / MiB / max(elapsed, 1e-9):.1f} MiB/s)",
+        highlight=False,
+    )
+
+
+@contextmanager
+def _fetch_progress() -> Iterator[EventCallback]:
+    """Rich progress: one bar per downloading asset and one for the total."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal,
+        transient=True,
+    )
+    total = progress.add_task("total", total=0)
+    bars: dict[str, TaskID] = {}
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, DownloadStarted):
+            label = escape(f"{event.asset}:{event.version}")
+            bars[event.asset] = progress.add_task(label, total=event.total_bytes)
+            grown = (progress.tasks[total].total or 0) + (event.total_bytes or 0)
+            progress.update(total, total=grown)
+        elif isinstance(event, BytesReceived):
+            progress.advance(total, event.size)
+            if event.asset in bars:
+                progress.advance(bars[event.asset], event.size)
+        elif isinstance(event, AssetPublished) and event.asset in bars:
+            progress.update(bars.pop(event.asset), visible=False)
+
+    with progress:
+        yield on_event
+
+
+@assets_app.command("lock")
+def assets_lock(
+    specs: Annotated[list[str], typer.Argument(help="Asset specs to resolve, e.g. models/clf:1.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Lock file to write.")] = Path(
+        "aiomodelkit.lock"
+    ),
+    storage: StorageOption = None,
+) -> None:
+    """Resolve specs to exact versions now and write them (with checksums) to a lock file."""
+
+    async def go() -> int:
+        async with _manager(storage) as am:
+            lock = await am.lock(specs, output)
+            return len(lock.assets)
+
+    count = _run(go)
+    typer.echo(f"locked {count} spec(s) in {output}")
 
 
 @app.command("demo")
