@@ -202,8 +202,9 @@ async def download_object(
             size, expected_md5 = await _streamed(store, key, sink, entry, info, cfg, asset)
             sha256, md5 = sink.hexdigests()
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(sink.close, limiter=cfg.disk)
+        if sink.fd is not None:  # small objects were written and closed in one call
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(sink.close, limiter=cfg.disk)
     if entry.sha256 is not None and sha256 != entry.sha256:
         raise IntegrityError("SHA-256 does not match the meta", asset=asset, key=key)
     if entry.sha256 is None and expected_md5 is not None and md5 != expected_md5:

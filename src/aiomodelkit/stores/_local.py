@@ -98,22 +98,20 @@ class LocalStore:
 
     # -- paths and errors ---------------------------------------------------------------
 
-    async def _path(self, key: str) -> Path:
+    def _path(self, key: str) -> Path:
+        """The path of a key, after checking the key's shape (no I/O)."""
         try:
             validate_relative_path(key, what="key", allow_space=True)
         except InvalidAssetSpecError as exc:
             raise InvalidStoreDataError(exc.message, key=key, store_url=self.url) from None
-        path = self._root / key
-        # A symlink inside the store must not lead reads or writes outside of it.
-        # (resolve() touches the filesystem: off the event loop.)
-        inside = await anyio.to_thread.run_sync(
-            lambda: path.resolve().is_relative_to(self._root.resolve())
-        )
-        if not inside:
+        return self._root / key
+
+    def _check_inside(self, path: Path, key: str) -> None:
+        """Refuse a path that a symlink leads outside the store (blocking)."""
+        if not path.resolve().is_relative_to(self._root.resolve()):
             raise InvalidStoreDataError(
                 "key resolves outside the store root (symlink)", key=key, store_url=self.url
             )
-        return path
 
     @contextmanager
     def _map_errors(self, key: str | None) -> Iterator[None]:
@@ -151,12 +149,17 @@ class LocalStore:
     # -- reads --------------------------------------------------------------------------
 
     async def stat(self, key: str) -> ObjectInfo:
-        path = await self._path(key)
+        path = self._path(key)
         with self._map_errors(key):
-            st = await anyio.to_thread.run_sync(os.stat, path)
-            if not stat_module.S_ISREG(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "is a directory")
+            st = await anyio.to_thread.run_sync(self._stat_sync, path, key)
         return self._info(key, st)
+
+    def _stat_sync(self, path: Path, key: str) -> os.stat_result:
+        self._check_inside(path, key)
+        st = os.stat(path)
+        if not stat_module.S_ISREG(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        return st
 
     @asynccontextmanager
     async def read(
@@ -167,12 +170,30 @@ class LocalStore:
         length: int | None = None,
         if_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
-        path = await self._path(key)
+        path = self._path(key)
+        end = None if length is None else offset + length
         with self._map_errors(key):
-            handle = await anyio.open_file(path, "rb")
+            # One worker-thread call opens, checks and reads the first chunk: a small
+            # object costs one thread hop in all.
+            fd, st, first = await anyio.to_thread.run_sync(
+                self._open_sync, path, key, offset, end, if_match
+            )
         try:
-            with self._map_errors(key):
-                st = await anyio.to_thread.run_sync(os.fstat, handle.wrapped.fileno())
+            yield ObjectStream(self._info(key, st), self._chunks(fd, first, key, offset, end, st))
+        finally:
+            if fd is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(os.close, fd)
+
+    def _open_sync(
+        self, path: Path, key: str, offset: int, end: int | None, if_match: str | None
+    ) -> tuple[int | None, os.stat_result, bytes]:
+        self._check_inside(path, key)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            if not stat_module.S_ISREG(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "is a directory")
             if if_match is not None and _token(st) != if_match:
                 raise PreconditionFailedError(
                     "object changed since it was pinned", key=key, store_url=self.url
@@ -183,27 +204,40 @@ class LocalStore:
                     key=key,
                     store_url=self.url,
                 )
-            yield ObjectStream(self._info(key, st), self._chunks(handle, key, offset, length))
-        finally:
-            with anyio.CancelScope(shield=True):
-                await handle.aclose()
+            stop = st.st_size if end is None else min(end, st.st_size)
+            first = os.pread(fd, min(self._options.chunk_size, stop - offset), offset)
+            if offset + len(first) >= stop:
+                os.close(fd)
+                return None, st, first
+            return fd, st, first
+        except BaseException:
+            os.close(fd)
+            raise
 
     async def _chunks(
-        self, handle: anyio.AsyncFile[bytes], key: str, offset: int, length: int | None
+        self,
+        fd: int | None,
+        first: bytes,
+        key: str,
+        offset: int,
+        end: int | None,
+        st: os.stat_result,
     ) -> AsyncIterator[bytes]:
-        with self._map_errors(key):
-            await handle.seek(offset)
-            remaining = length
-            while remaining is None or remaining > 0:
-                size = self._options.chunk_size
-                if remaining is not None:
-                    size = min(size, remaining)
-                chunk = await handle.read(size)
-                if not chunk:
-                    return
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+        if first:
+            yield first
+        if fd is None:
+            return
+        position = offset + len(first)
+        stop = st.st_size if end is None else min(end, st.st_size)
+        while position < stop:
+            with self._map_errors(key):
+                chunk = await anyio.to_thread.run_sync(
+                    os.pread, fd, min(self._options.chunk_size, stop - position), position
+                )
+            if not chunk:
+                return  # the file shrank: the caller's size check reports it
+            position += len(chunk)
+            yield chunk
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         with self._map_errors(None):
@@ -247,10 +281,8 @@ class LocalStore:
         if_absent: bool = False,
         if_match: str | None = None,
     ) -> ObjectInfo:
-        path = await self._path(key)
+        path = self._path(key)
         with self._map_errors(key):
-            if not await anyio.to_thread.run_sync(self._root.is_dir):
-                raise FileNotFoundError(errno.ENOENT, "no root")
             st = await anyio.to_thread.run_sync(
                 self._put_sync, key, path, data, if_absent, if_match
             )
@@ -259,6 +291,9 @@ class LocalStore:
     def _put_sync(
         self, key: str, path: Path, data: bytes | Path, if_absent: bool, if_match: str | None
     ) -> os.stat_result:
+        if not self._root.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "no root")
+        self._check_inside(path, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}{_TMP_MARKER}{uuid.uuid4().hex[:8]}")
         try:
@@ -301,9 +336,14 @@ class LocalStore:
         return filelock.FileLock(lock_dir / f"{digest}.lock")
 
     async def delete(self, key: str) -> None:
-        path = await self._path(key)
+        path = self._path(key)
+
+        def delete() -> None:
+            self._check_inside(path, key)
+            path.unlink(missing_ok=True)
+
         with self._map_errors(key):
-            await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+            await anyio.to_thread.run_sync(delete)
 
 
 def _token(st: os.stat_result) -> str:
