@@ -20,7 +20,6 @@ from aiomodelkit import (
     AssetNotFoundError,
     AssetPublished,
     AssetsManager,
-    CacheHit,
     DownloadError,
     DownloadStarted,
     Event,
@@ -74,7 +73,9 @@ async def test_many_object_asset(
 ) -> None:
     events: list[Event] = []
     store = store_factory()
-    async with AssetsManager(storage=store, settings=_settings(tmp_path), on_event=events.append) as am:
+    async with AssetsManager(
+        storage=store, settings=_settings(tmp_path), on_event=events.append
+    ) as am:
         await am.new(many_files, "models/many")
         fetched = await am.fetch("models/many")
     assert _tree(fetched.path) == _tree(many_files)
@@ -179,7 +180,9 @@ async def test_store_unreachable_falls_back_to_cache(tmp_path: Path) -> None:
         fallback = await am.fetch("models/clf:0")
         with pytest.raises(StoreUnavailableError):
             await am.fetch("models/absent")
-    async with AssetsManager(storage=down, settings=_settings(tmp_path, offline_fallback=False)) as am:
+    async with AssetsManager(
+        storage=down, settings=_settings(tmp_path, offline_fallback=False)
+    ) as am:
         with pytest.raises(StoreUnavailableError):
             await am.fetch("models/clf:0")
     assert (fallback.version, fallback.source, fallback.from_cache) == ("0.0", "fallback", True)
@@ -236,8 +239,9 @@ async def test_retries_are_bounded_and_permanent_errors_fail_at_once(tmp_path: P
 async def test_corrupted_object_is_refused(
     store_factory: StoreFactory, tmp_path: Path, many_files: Path, corruption: str
 ) -> None:
-    store = store_factory()
-    async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
+    async with AssetsManager(storage=store_factory(), settings=_settings(tmp_path)) as am:
+        store = am.store
+        assert store is not None
         await am.new(many_files, "models/many")
         key = "models/many/0.0/d3/f010.bin"
         original = (many_files / "d3" / "f010.bin").read_bytes()
@@ -253,7 +257,9 @@ async def test_corrupted_object_is_refused(
 async def test_single_flight_and_dedup_in_fetch_many(tmp_path: Path, many_files: Path) -> None:
     store = InstrumentedStore(MemoryStore())
     events: list[Event] = []
-    async with AssetsManager(storage=store, settings=_settings(tmp_path), on_event=events.append) as am:
+    async with AssetsManager(
+        storage=store, settings=_settings(tmp_path), on_event=events.append
+    ) as am:
         await am.new(many_files, "models/many")
         await am.update(many_files, "models/many")
         index_reads = store.count("read", "models/many.versions")
@@ -312,7 +318,9 @@ async def test_force_replaces_atomically(tmp_path: Path, many_files: Path) -> No
     assert _staging_left(tmp_path / "cache") == []
 
 
-async def test_partial_modelkit_download_is_not_a_cache_hit(tmp_path: Path, many_files: Path) -> None:
+async def test_partial_modelkit_download_is_not_a_cache_hit(
+    tmp_path: Path, many_files: Path
+) -> None:
     async with AssetsManager(storage=MemoryStore(), settings=_settings(tmp_path)) as am:
         await am.new(many_files, "models/many")
         # modelkit downloads in place and marks completion with .SUCCESS: none here.
@@ -327,7 +335,12 @@ async def test_partial_modelkit_download_is_not_a_cache_hit(tmp_path: Path, many
 async def test_stale_staging_of_dead_processes_is_removed(tmp_path: Path) -> None:
     source = tmp_path / "m.bin"
     source.write_bytes(b"model")
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(done.stdout)
     async with AssetsManager(storage=MemoryStore(), settings=_settings(tmp_path)) as am:
         await am.new(source, "models/clf")
@@ -357,9 +370,13 @@ async def test_lock_file(tmp_path: Path) -> None:
         await am.update(source, "models/clf")
     locked = json.loads(lock_path.read_text())
     assert locked["assets"]["models/clf:0"]["version"] == "0.0"
-    assert locked["assets"]["models/clf"]["files"][""]["sha256"] == hashlib.sha256(b"v0").hexdigest()
+    assert (
+        locked["assets"]["models/clf"]["files"][""]["sha256"] == hashlib.sha256(b"v0").hexdigest()
+    )
     index_reads = store.count("read", "models/clf.versions")
-    async with AssetsManager(storage=store, settings=_settings(tmp_path, lock_file=lock_path)) as am:
+    async with AssetsManager(
+        storage=store, settings=_settings(tmp_path, lock_file=lock_path)
+    ) as am:
         fetched = await am.fetch("models/clf:0[]") if False else await am.fetch("models/clf:0")
         unlocked = await am.fetch("models/clf:0.1")
     assert (fetched.version, fetched.source) == ("0.0", "lock")
@@ -367,11 +384,11 @@ async def test_lock_file(tmp_path: Path) -> None:
     assert unlocked.version == "0.1"
     assert store.count("read", "models/clf.versions") == index_reads
     # A meta that changed under a locked version is refused.
-    await store.put("models/clf/0.0.meta", b'{"is_directory": false, "size": 2, "sha256": "' + b"0" * 64 + b'"}')
+    await store.put(
+        "models/clf/0.0.meta", b'{"is_directory": false, "size": 2, "sha256": "' + b"0" * 64 + b'"}'
+    )
     other = tmp_path / "other"
-    async with AssetsManager(
-        storage=store, settings=_settings(other, lock_file=lock_path)
-    ) as am:
+    async with AssetsManager(storage=store, settings=_settings(other, lock_file=lock_path)) as am:
         with pytest.raises(IntegrityError, match="differs from the lock file"):
             await am.fetch("models/clf")
 
@@ -401,7 +418,10 @@ async def test_audit_record(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
     assert [r["source"] for r in records] == ["store", "cache"]
     assert records[0]["spec"] == "models/clf:0" and records[0]["version"] == "0.0"
     assert records[0]["bytes"] == 5 and records[1]["bytes"] == 0
-    expected = "sha256:" + hashlib.sha256(f"\t{hashlib.sha256(b'model').hexdigest()}\n".encode()).hexdigest()
+    expected = (
+        "sha256:"
+        + hashlib.sha256(f"\t{hashlib.sha256(b'model').hexdigest()}\n".encode()).hexdigest()
+    )
     assert records[0]["checksum"] == records[1]["checksum"] == expected
 
 
@@ -449,3 +469,26 @@ async def test_processes_racing_download_once(tmp_path: Path, many_files: Path) 
     assert len({path for _, path in outputs}) == 1
     assert _tree(Path(outputs[0][1])) == _tree(many_files)
     assert _staging_left(tmp_path / "shared-cache") == []
+
+
+async def test_warm_start_never_opens_the_store(tmp_path: Path) -> None:
+    """Pinned and cached: no request, and not even a client (whose creation may do I/O)."""
+    source = tmp_path / "m.bin"
+    source.write_bytes(b"model")
+    root = tmp_path / "store"
+    root.mkdir()
+    async with AssetsManager(storage=root.as_uri(), settings=_settings(tmp_path)) as am:
+        await am.new(source, "models/clf")
+        await am.fetch("models/clf:0.0")
+    unreachable = S3Store(
+        "bucket",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        region_name="us-east-1",
+    )
+    async with AssetsManager(storage=unreachable, settings=_settings(tmp_path)) as am:
+        fetched = await am.fetch("models/clf:0.0")
+        assert am.store is not None
+        assert not am.store.opened  # type: ignore[attr-defined]
+    assert fetched.from_cache and fetched.source == "cache"

@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 StoreFactory = Callable[..., Store]
 
 
+def _store_of(am: AssetsManager) -> Store:
+    """The manager's store, opened on first use (direct access for the test's own setup)."""
+    assert am.store is not None
+    return am.store
+
+
 def _settings(tmp_path: Path) -> Settings:
     return Settings(assets_dir=tmp_path / "cache", pushed_by="alice@example")
 
@@ -93,8 +99,8 @@ async def test_directory_asset_round_trip(
 async def test_remote_layout_and_meta(
     store_factory: StoreFactory, tmp_path: Path, model_dir: Path
 ) -> None:
-    store = store_factory()
-    async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
+    async with AssetsManager(storage=store_factory(), settings=_settings(tmp_path)) as am:
+        store = _store_of(am)
         await am.new(model_dir, "models/tok")
         await am.update(model_dir / "weights.bin", "models/tok")
         keys = sorted([info.key async for info in store.list_objects("models/")])
@@ -191,8 +197,8 @@ async def test_directory_versions_are_immutable(
     store_factory: StoreFactory, tmp_path: Path, model_dir: Path
 ) -> None:
     """modelkit lets a directory version be published twice; a leftover object blocks it here."""
-    store = store_factory()
-    async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
+    async with AssetsManager(storage=store_factory(), settings=_settings(tmp_path)) as am:
+        store = _store_of(am)
         # A directory version 0.1 half-written by a crashed publisher: data, no meta, no index.
         await store.put("models/dir/0.0.meta", b'{"is_directory": true, "contents": []}')
         with pytest.raises(AssetExistsError, match=r"0\.0"):
@@ -208,8 +214,8 @@ async def test_directory_versions_are_immutable(
 async def test_dry_run_writes_nothing(
     store_factory: StoreFactory, tmp_path: Path, model_dir: Path
 ) -> None:
-    store = store_factory()
-    async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
+    async with AssetsManager(storage=store_factory(), settings=_settings(tmp_path)) as am:
+        store = _store_of(am)
         result = await am.new(model_dir, "models/dry", dry_run=True)
         assert [info.key async for info in store.list_objects()] == []
         await am.new(model_dir, "models/dry")

@@ -20,6 +20,7 @@ from ._spec import AssetSpec, validate_asset_name
 from ._transfer import TransferConfig
 from ._versioning import VersioningSystem, get_versioning
 from .stores._base import Store, read_small_object
+from .stores._lazy import LazyStore
 from .stores._registry import open_store
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class AssetsManager:
         self._lock_path = Path(lock_path) if lock_path is not None else None
         self._entered = False
         self._fetcher_instance: Fetcher | None = None
+        self._lazy: LazyStore | None = None
 
     def __repr__(self) -> str:
         store = self._store.url if self._store is not None else None
@@ -93,8 +95,8 @@ class AssetsManager:
 
     @property
     def store(self) -> Store | None:
-        """The store, or None in cache-only mode."""
-        return self._store
+        """The store (opened on first use while the manager is entered), or None."""
+        return self._lazy if self._lazy is not None else self._store
 
     @property
     def assets_dir(self) -> Path:
@@ -125,8 +127,11 @@ class AssetsManager:
             backoff_max=settings.retry_backoff_max,
             on_event=self._on_event,
         )
+        # The client opens on the first request: a warm start of pinned, cached assets
+        # never creates one (client creation can itself do network I/O).
+        self._lazy = LazyStore(self._store) if self._store is not None else None
         self._fetcher_instance = Fetcher(
-            self._store,
+            self._lazy,
             AssetCache(self._assets_dir),
             self._versioning,
             transfer,
@@ -134,8 +139,6 @@ class AssetsManager:
             offline_fallback=settings.offline_fallback,
             lock=lock,
         )
-        if self._store is not None and not self._offline:
-            await self._store.__aenter__()
         self._entered = True
         return self
 
@@ -146,16 +149,17 @@ class AssetsManager:
         tb: TracebackType | None,
     ) -> None:
         self._entered = False
-        if self._store is not None:
+        lazy, self._lazy = self._lazy, None
+        if lazy is not None:
             with anyio.CancelScope(shield=True):
-                await self._store.aclose()
+                await lazy.aclose()
 
     def _require_store(self) -> Store:
         if not self._entered:
             raise RuntimeError("use the AssetsManager inside 'async with'")
-        if self._store is None:
+        if self._lazy is None:
             raise ConfigError("this operation needs a store; set storage= or AIOMODELKIT_STORAGE")
-        return self._store
+        return self._lazy
 
     def _publisher(self) -> Publisher:
         return Publisher(
