@@ -421,7 +421,7 @@ async def test_audit_record(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
         with caplog.at_level(logging.INFO, logger="aiomodelkit"):
             await am.fetch("models/clf:0")
             await am.fetch("models/clf:0.0")
-    records = [r.aiomodelkit for r in caplog.records if hasattr(r, "aiomodelkit")]  # type: ignore[attr-defined]
+    records = [r.aiomodelkit for r in caplog.records if hasattr(r, "aiomodelkit")]
     assert [r["source"] for r in records] == ["store", "cache"]
     assert records[0]["spec"] == "models/clf:0"
     assert records[0]["version"] == "0.0"
