@@ -12,6 +12,9 @@ Un-prefixed variables (``BUCKET``, ``ASSET``...) are never read, unlike modelkit
 ``ASSETS_DIR``             ``MODELKIT_ASSETS_DIR``
 ``VERSIONING``             ``MODELKIT_ASSETS_VERSIONING_SYSTEM``
 ``FORCE_DOWNLOAD``         ``MODELKIT_STORAGE_FORCE_DOWNLOAD`` (a real boolean here)
+``ASSETS_DIR_OVERRIDE``    ``MODELKIT_ASSETS_DIR_OVERRIDE``
+``LAZY_LOADING``           ``MODELKIT_LAZY_LOADING``
+``<NAME>_FILE``/``_VERSION``  ``MODELKIT_<NAME>_FILE``/``_VERSION`` (see ``read_asset_overrides``)
 =========================  =====================================================
 """
 
@@ -35,6 +38,8 @@ from ._errors import ConfigError
 from .stores._base import DEFAULT_PREFIX, MiB, StoreOptions
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pydantic.fields import FieldInfo
 
 __all__ = ["Settings"]
@@ -95,10 +100,22 @@ class Settings(BaseSettings):
         default=None, description="A lock file of resolved versions to honour and update."
     )
 
-    @field_validator("assets_dir", mode="after")
+    # -- the model library --
+    lazy_loading: bool = Field(
+        default=False, description="Load no model on entry; ModelLibrary.aget loads on first use."
+    )
+    assets_dir_override: Path | None = Field(
+        default=None,
+        description="Searched as <dir>/<name>/<version>[/<sub-part>] before the store.",
+    )
+    max_load_threads: int = Field(
+        default=4, ge=1, le=256, description="Plain-def _load calls running at once."
+    )
+
+    @field_validator("assets_dir", "assets_dir_override", mode="after")
     @classmethod
-    def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -164,6 +181,10 @@ class _ModelkitFallbackSource(EnvSettingsSource):
             values["assets_dir"] = env["MODELKIT_ASSETS_DIR"]
         if env.get("MODELKIT_ASSETS_VERSIONING_SYSTEM"):
             values["versioning"] = env["MODELKIT_ASSETS_VERSIONING_SYSTEM"]
+        if env.get("MODELKIT_ASSETS_DIR_OVERRIDE"):
+            values["assets_dir_override"] = env["MODELKIT_ASSETS_DIR_OVERRIDE"]
+        if env.get("MODELKIT_LAZY_LOADING"):
+            values["lazy_loading"] = env["MODELKIT_LAZY_LOADING"]
         if env.get("MODELKIT_STORAGE_FORCE_DOWNLOAD"):
             # Parsed as a real boolean: modelkit treats any non-empty value, "False" too, as true.
             values["force_download"] = env["MODELKIT_STORAGE_FORCE_DOWNLOAD"]
@@ -186,3 +207,33 @@ class _ModelkitFallbackSource(EnvSettingsSource):
                     "(aiomodelkit supports local, s3 and gcs)"
                 )
         return values
+
+
+# --- Per-asset override variables (issue 5), read by ModelLibrary when it starts -----------
+# Their names depend on asset names, so they cannot be fields; they are read here because
+# this module is the one reader of the environment.
+
+
+def read_asset_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The per-asset override variables, by upper-cased name.
+
+    ``AIOMODELKIT_<NAME>_FILE`` / ``AIOMODELKIT_<NAME>_VERSION`` and modelkit's
+    ``MODELKIT_<NAME>_FILE`` / ``_VERSION`` fallbacks (interpreted in ``_overrides.py``).
+    Variables that are settings fields (``AIOMODELKIT_LOCK_FILE``) are left out.
+
+    Example:
+        >>> read_asset_overrides({"AIOMODELKIT_MODELS_CLF_VERSION": "1.2", "HOME": "/root"})
+        {'AIOMODELKIT_MODELS_CLF_VERSION': '1.2'}
+    """
+    source = os.environ if environ is None else environ
+    fields = {f"AIOMODELKIT_{name.upper()}" for name in Settings.model_fields}
+    found = {}
+    for name, value in source.items():
+        upper = name.upper()
+        if (
+            upper.startswith(("AIOMODELKIT_", "MODELKIT_"))
+            and upper.endswith(("_FILE", "_VERSION"))
+            and upper not in fields
+        ):
+            found[upper] = value
+    return found

@@ -1,0 +1,292 @@
+"""``ModelLibrary``: validate the graph, then fetch and load every model concurrently.
+
+Entering the library validates the whole configuration graph before any I/O, then runs one
+task per model in one task group: each task locates its asset at once (override or fetch),
+waits for its dependencies, and awaits ``_load``. Independent branches load concurrently; a
+shared dependency loads once. Leaving the library closes every loaded model, dependents
+before their dependencies.
+
+Failure contract: unless ``allow_partial`` is set, the first model to fail cancels the
+others, the loaded ones are closed, and that first failure is raised as a
+:class:`LoadError` naming the model and asset, its cause chained. Other failures that
+happened concurrently are listed in notes on it and in :meth:`ModelLibrary.status`.
+"""
+
+from __future__ import annotations
+
+import enum
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+
+from anyio import AsyncContextManagerMixin
+from rich.console import Console
+
+from ._graph import ModelGraph, build_graph
+from ._loader import Loader, Slot, initial_status
+from ._manager import AssetsManager
+from ._model import Model, checked
+from ._overrides import AssetPlan, plan_asset
+from ._settings import Settings, read_asset_overrides
+from ._status import LibraryEventCallback, ModelState, ModelStatus, render_tree
+from ._versioning import VersioningSystem, get_versioning
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Mapping, Sequence
+
+    from ._graph import ModelConfiguration, ModelSource
+    from ._spec import AssetSpec
+
+__all__ = ["LibraryState", "ModelLibrary"]
+
+ModelT = TypeVar("ModelT", bound="Model[Any, Any]")
+
+
+class LibraryState(enum.Enum):
+    """The lifecycle of a library; it can be entered once."""
+
+    UNOPENED = "unopened"
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ModelLibrary(AsyncContextManagerMixin):
+    """Models from their configurations, loaded concurrently inside ``async with``.
+
+    Args:
+        models: model classes, modules or packages (walked for Model subclasses), module
+            names, or a list of those.
+        required_models: the keys to load (default: all), or a dict of per-model settings
+            merged over ``model_settings`` (``{"clf": {"asset_path": "/models/clf"}}``).
+        configuration: per-key overrides: a dict replaces the fields it names, a
+            :class:`ModelConfiguration` replaces the entry.
+        settings: store, cache and override settings (default: ``Settings.load()``).
+        assets_manager: fetch through this manager, which the caller enters and closes;
+            by default the library builds one from ``settings`` and owns it.
+        lazy_loading: load nothing on entry; :meth:`aget` loads a model and its dependencies
+            on first use (default: ``settings.lazy_loading``).
+        allow_partial: open even if some models fail, serving the others; failures show in
+            :meth:`status` and :meth:`get` raises them.
+        validate: force pydantic validation of predictions on or off for every model.
+        on_event: receives :class:`ModelEvent` s (and asset events of a manager it builds).
+
+    Example:
+        >>> async def main() -> None:
+        ...     async with ModelLibrary(models="my_package.models") as lib:
+        ...         clf = lib.get("classifier", Classifier)
+        ...         print(await clf.predict("some text"))
+    """
+
+    def __init__(
+        self,
+        models: ModelSource,
+        *,
+        required_models: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
+        configuration: Mapping[str, Mapping[str, Any] | ModelConfiguration] | None = None,
+        settings: Settings | None = None,
+        assets_manager: AssetsManager | None = None,
+        lazy_loading: bool | None = None,
+        allow_partial: bool = False,
+        validate: bool | None = None,
+        on_event: LibraryEventCallback | None = None,
+    ) -> None:
+        self._models = models
+        self._required_models = required_models
+        self._configuration = configuration
+        self._settings = settings
+        self._manager = assets_manager
+        self._lazy = lazy_loading
+        self._allow_partial = allow_partial
+        self._validate = validate
+        self._on_event = on_event
+        self._state = LibraryState.UNOPENED
+        self._graph: ModelGraph | None = None
+        self._loader: Loader | None = None
+
+    def __repr__(self) -> str:
+        return f"<ModelLibrary {self._state.value}>"
+
+    @property
+    def state(self) -> LibraryState:
+        """Unopened, opening, open or closed."""
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        """True once entered and every required model is loaded (or failed, with
+        ``allow_partial``): what a readiness endpoint reports."""
+        return self._state is LibraryState.OPEN
+
+    @property
+    def graph(self) -> ModelGraph:
+        """The validated configuration graph (built on first use; imports model modules).
+
+        Raises:
+            ConfigError: the configuration is invalid (unknown keys, cycles, bad fields).
+        """
+        if self._graph is None:
+            self._graph = build_graph(
+                self._models,
+                required_models=self._required_models,
+                configuration=self._configuration,
+            )
+        return self._graph
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
+        if self._state is not LibraryState.UNOPENED:
+            raise RuntimeError(f"a ModelLibrary can be entered only once (it is {self._state})")
+        self._state = LibraryState.OPENING
+        try:
+            settings = self._settings or Settings.load()
+            # Validation first: the graph, settings and overrides raise before any I/O.
+            versioning = self._versioning(settings)
+            override_dir = settings.assets_dir_override
+            loader = self._loader = Loader(
+                self.graph,
+                self._plans(versioning),
+                versioning=versioning,
+                override_dir=Path(override_dir) if override_dir else None,
+                load_threads=settings.max_load_threads,
+                allow_partial=self._allow_partial,
+                validate=self._validate,
+                on_event=self._on_event,
+            )
+            lazy = self._lazy if self._lazy is not None else settings.lazy_loading
+            async with AsyncExitStack() as stack:
+                if self._manager is None and loader.needs_store():
+                    self._manager = await stack.enter_async_context(
+                        AssetsManager(settings=settings, on_event=self._on_event)
+                    )
+                loader.manager = self._manager
+                try:
+                    if not lazy:
+                        await loader.load(self.graph.required)
+                    self._state = LibraryState.OPEN
+                    yield self
+                finally:
+                    self._state = LibraryState.CLOSED
+                    await loader.close()
+        finally:
+            self._state = LibraryState.CLOSED
+
+    def _versioning(self, settings: Settings | None = None) -> VersioningSystem:
+        if self._manager is not None:
+            return self._manager.versioning
+        return get_versioning((settings or self._settings or Settings.load()).versioning)
+
+    def _plans(self, versioning: VersioningSystem) -> dict[str, AssetPlan]:
+        variables = read_asset_overrides()
+        return {
+            key: plan_asset(conf.asset, conf.model_settings, variables, versioning, key=key)
+            for key, conf in self.graph.configurations.items()
+        }
+
+    # -- access ---------------------------------------------------------------------------
+
+    @overload
+    def get(self, key: str) -> Model[Any, Any]: ...
+    @overload
+    def get(self, key: str, model_type: type[ModelT]) -> ModelT: ...
+    def get(self, key: str, model_type: type[Model[Any, Any]] | None = None) -> Model[Any, Any]:
+        """A loaded model, checked to be a ``model_type`` when given.
+
+        Raises:
+            UnknownModelError: no such key (with a "did you mean" hint).
+            ModelTypeError: the model is of another type.
+            LoadError: the model failed to load (with ``allow_partial``).
+            RuntimeError: the model is not loaded (lazy mode: use :meth:`aget`), or the
+                library is closed.
+        """
+        slot = self._slot(key)
+        if slot.status.error is not None:
+            raise slot.status.error.with_traceback(None)
+        if slot.model is None:
+            raise RuntimeError(f"model {key!r} is not loaded; use 'await library.aget({key!r})'")
+        if model_type is None:
+            return slot.model
+        return checked(slot.model, model_type, name=key, owner="model ")
+
+    @overload
+    async def aget(self, key: str) -> Model[Any, Any]: ...
+    @overload
+    async def aget(self, key: str, model_type: type[ModelT]) -> ModelT: ...
+    async def aget(
+        self, key: str, model_type: type[Model[Any, Any]] | None = None
+    ) -> Model[Any, Any]:
+        """A model, loading it and its dependencies first if needed (once, however many
+        callers ask at the same time). The loading runs in the caller's task: if it is
+        cancelled, the next caller starts again.
+
+        Raises:
+            UnknownModelError: no such key.
+            ModelTypeError: the model is of another type.
+            LoadError: the model or a dependency failed to load.
+            RuntimeError: the library is not open.
+        """
+        self._slot(key)
+        if self._state is not LibraryState.OPEN or self._loader is None:
+            raise RuntimeError(f"the library is {self._state.value}: use it inside 'async with'")
+        await self._loader.load([key])
+        return self.get(key) if model_type is None else self.get(key, model_type)
+
+    def _slot(self, key: str) -> Slot:
+        if self._state is LibraryState.CLOSED:
+            raise RuntimeError("the library is closed")
+        self.graph.check(key)
+        if self._loader is None:
+            raise RuntimeError("enter the library ('async with') before getting models")
+        return self._loader.slots[key]
+
+    def status(self) -> dict[str, ModelStatus]:
+        """A snapshot of every model that is required or was touched, dependencies first.
+
+        Empty before the library is entered; still available after it closed.
+        """
+        if self._loader is None:
+            return {}
+        graph, slots = self._loader.graph, self._loader.slots
+        wanted = set(graph.closure(graph.required))
+        return {
+            key: slots[key].status
+            for key in graph.order
+            if key in wanted or slots[key].status.state is not ModelState.PENDING
+        }
+
+    def list_assets(self) -> dict[str, AssetSpec]:
+        """The specs the required models fetch (after VERSION overrides), by model key.
+
+        Models whose asset bypasses the store (``asset_path``, a FILE variable) are left out.
+
+        Raises:
+            ConfigError: the configuration is invalid.
+        """
+        graph = self.graph
+        plans = self._plans(self._versioning())
+        return {
+            key: spec
+            for key in graph.closure(graph.required)
+            if (spec := plans[key].spec) is not None and plans[key].path is None
+        }
+
+    def describe(self, console: Console | None = None) -> None:
+        """Print a rich tree of the models: state, timings, assets, dependencies, settings.
+
+        Before the library is entered, it shows the required models as configured.
+        """
+        graph = self.graph
+        confs = graph.configurations
+        statuses = self.status()
+        if not statuses:
+            plans = self._plans(self._versioning())
+            keys = graph.closure(graph.required)
+            statuses = {key: initial_status(key, confs[key], plans[key]) for key in keys}
+        tree = render_tree(
+            statuses,
+            {key: confs[key].model_settings for key in statuses},
+            {key: confs[key].model_dependencies for key in statuses},
+        )
+        (console or Console()).print(tree)

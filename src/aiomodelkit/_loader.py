@@ -1,0 +1,270 @@
+"""The engine under ``ModelLibrary``: one task per model, single-flight, timeline events.
+
+Each model's task locates its asset at once (a verbatim path, the override dir, or a fetch
+through the shared assets manager), then waits for its dependencies, then awaits ``_load``
+(a sync one in a worker thread, under one limiter). A key is loaded by one task at a time:
+other callers wait for that attempt's event, and if the attempt was cancelled, the next
+caller starts again. Every failure becomes one :class:`LoadError`, recorded once, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._errors import LoadError
+from ._model import Model, ModelDependencies
+from ._overrides import AssetPlan, locate_asset
+from ._status import (
+    LibraryEventCallback,
+    ModelEvent,
+    ModelFailed,
+    ModelFetchFinished,
+    ModelFetchStarted,
+    ModelLoadFinished,
+    ModelLoadStarted,
+    ModelState,
+    ModelStatus,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from pathlib import Path
+
+    from ._graph import ModelConfiguration, ModelGraph
+    from ._manager import AssetsManager
+    from ._versioning import VersioningSystem
+
+__all__ = ["CLOSE_TIMEOUT", "Loader", "Slot", "initial_status"]
+
+logger = logging.getLogger("aiomodelkit")
+#: A model's close() gets this long (seconds) before the library moves on.
+CLOSE_TIMEOUT = 30.0
+
+
+def initial_status(key: str, conf: ModelConfiguration, plan: AssetPlan) -> ModelStatus:
+    """The status of a model nothing has happened to yet."""
+    return ModelStatus(
+        key=key,
+        model_type=conf.model_type,
+        state=ModelState.PENDING,
+        dependencies=tuple(conf.model_dependencies.values()),
+        asset=plan.spec,
+    )
+
+
+@dataclass(slots=True, eq=False)
+class Slot:
+    """One model's mutable state inside a library."""
+
+    key: str
+    conf: ModelConfiguration
+    plan: AssetPlan
+    status: ModelStatus
+    model: Model[Any, Any] | None = None
+    running: anyio.Event | None = None  # set when the attempt in flight ends
+
+
+class Loader:
+    """Loads the models of one validated graph; used by one library, on one event loop."""
+
+    def __init__(
+        self,
+        graph: ModelGraph,
+        plans: Mapping[str, AssetPlan],
+        *,
+        versioning: VersioningSystem,
+        override_dir: Path | None,
+        load_threads: int,
+        allow_partial: bool,
+        validate: bool | None,
+        on_event: LibraryEventCallback | None,
+    ) -> None:
+        self.graph = graph
+        self.slots = {
+            key: Slot(key, conf, plans[key], initial_status(key, conf, plans[key]))
+            for key, conf in graph.configurations.items()
+        }
+        self.manager: AssetsManager | None = None  # set once the library has one open
+        self.closed = False
+        self._versioning = versioning
+        self._override_dir = override_dir
+        self._limiter = anyio.CapacityLimiter(load_threads)
+        self._allow_partial = allow_partial
+        self._validate = validate
+        self._on_event = on_event
+        self._loaded: list[Slot] = []  # in load order: closed in reverse
+        self._failures: list[LoadError] = []
+        self._t0 = time.perf_counter()
+
+    def needs_store(self) -> bool:
+        """Whether any model may have to fetch its asset."""
+        return any(s.plan.spec is not None and s.plan.path is None for s in self.slots.values())
+
+    async def load(self, keys: Iterable[str]) -> None:
+        """Load ``keys`` and their dependencies, one task each.
+
+        Raises:
+            LoadError: unless ``allow_partial``, the earliest failure among them; the
+                others are cancelled, and concurrent failures are added as notes.
+        """
+        closure = self.graph.closure(keys)
+
+        async def run(key: str) -> None:
+            try:
+                await self._ensure(key)
+            except LoadError:
+                if not self._allow_partial:
+                    raise
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for key in closure:
+                    tg.start_soon(run, key, name=f"aiomodelkit model {key}")
+        except BaseExceptionGroup as group:
+            errors, rest = group.split(LoadError)
+            if errors is None or rest is not None:
+                raise
+            # Every LoadError is recorded once, when it happens: the earliest is the root.
+            leaves = _leaves(errors)
+            order = {id(error): index for index, error in enumerate(self._failures)}
+            first = min(leaves, key=lambda error: order.get(id(error), len(order)))
+            for other in leaves:
+                if other is not first and not isinstance(other.__cause__, LoadError):
+                    first.add_note(f"also failed: {other}")
+            raise first from first.__cause__
+
+    async def close(self) -> None:
+        """Close every loaded model, dependents first; errors are logged, not raised."""
+        self.closed = True
+        with anyio.CancelScope(shield=True):
+            while self._loaded:
+                slot = self._loaded.pop()
+                assert slot.model is not None
+                with anyio.move_on_after(CLOSE_TIMEOUT) as scope:
+                    try:
+                        await slot.model.close()
+                    except Exception:
+                        logger.exception("closing model %r failed", slot.key)
+                if scope.cancelled_caught:
+                    logger.error("closing model %r took over %.0f s", slot.key, CLOSE_TIMEOUT)
+
+    # -- one model ------------------------------------------------------------------------
+
+    def _emit(self, event: ModelEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _now(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def _update(self, slot: Slot, **changes: Any) -> None:
+        slot.status = replace(slot.status, **changes)
+
+    async def _ensure(self, key: str) -> Model[Any, Any]:
+        """Single-flight: load ``key`` unless it is loaded, failed or loading elsewhere."""
+        slot = self.slots[key]
+        while True:
+            if slot.model is not None:
+                return slot.model
+            if slot.status.error is not None:
+                # Raised again for each caller: drop the last raise's frames, keep the cause.
+                raise slot.status.error.with_traceback(None)
+            if slot.running is not None:
+                await slot.running.wait()
+                continue  # loaded, failed, or cancelled (then this task tries again)
+            slot.running = done = anyio.Event()
+            try:
+                await self._load_one(slot)
+            finally:
+                slot.running = None
+                done.set()
+
+    async def _load_one(self, slot: Slot) -> None:
+        phase = "fetching the asset"
+        try:
+            path = await self._locate(slot)
+            dependencies = {}
+            for local, target in slot.conf.model_dependencies.items():
+                phase = f"dependency {target!r}"
+                dependencies[local] = await self._ensure(target)
+            phase = "building the model"
+            model = slot.conf.model_type(
+                configuration_key=slot.key,
+                asset_path=path,
+                model_settings=slot.conf.model_settings,
+                model_dependencies=ModelDependencies(dependencies, owner=slot.key),
+                validate=self._validate,
+            )
+            phase, start = "loading", self._now()
+            self._update(slot, state=ModelState.LOADING, load_started=start)
+            self._emit(ModelLoadStarted(model=slot.key, at=start))
+            await model._load_with(self._limiter)
+        except anyio.get_cancelled_exc_class():
+            self._update(slot, state=ModelState.PENDING, load_started=None)
+            raise
+        except Exception as exc:
+            spec = slot.plan.spec
+            error = LoadError(
+                f"{phase} failed: {type(exc).__name__}: {exc}",
+                model=slot.key,
+                asset=str(spec) if spec else None,
+            )
+            self._failures.append(error)
+            self._update(slot, state=ModelState.FAILED, error=error)
+            self._emit(ModelFailed(model=slot.key, at=self._now(), error=error))
+            raise error from exc
+        if self.closed:  # a lazy load that finished after the library closed
+            with anyio.CancelScope(shield=True):
+                await model.close()
+            self._update(slot, state=ModelState.PENDING, load_started=None)
+            raise RuntimeError(f"the library closed while model {slot.key!r} was loading")
+        end = self._now()
+        slot.model = model
+        self._loaded.append(slot)
+        self._update(slot, state=ModelState.LOADED, load_finished=end)
+        self._emit(ModelLoadFinished(model=slot.key, at=end, seconds=end - start))
+
+    async def _locate(self, slot: Slot) -> Path | None:
+        plan = slot.plan
+        if plan.spec is None and plan.path is None:
+            return None
+        start = self._now()
+        asset = str(plan.spec or plan.path)
+        self._update(slot, state=ModelState.FETCHING, fetch_started=start)
+        self._emit(ModelFetchStarted(model=slot.key, at=start, asset=asset))
+        found = await locate_asset(
+            plan, self.manager, override_dir=self._override_dir, versioning=self._versioning
+        )
+        end = self._now()
+        self._update(
+            slot,
+            state=ModelState.PENDING,  # until its dependencies are loaded
+            fetch_finished=end,
+            asset_version=found.version,
+            asset_path=found.path,
+            asset_source=found.source,
+        )
+        self._emit(
+            ModelFetchFinished(
+                model=slot.key,
+                at=end,
+                asset=asset,
+                version=found.version,
+                path=found.path,
+                source=found.source,
+                seconds=end - start,
+            )
+        )
+        return found.path
+
+
+def _leaves(group: BaseExceptionGroup[LoadError]) -> list[LoadError]:
+    found: list[LoadError] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
