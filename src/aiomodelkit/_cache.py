@@ -30,6 +30,7 @@ Every method blocks: call them from a worker thread.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import socket
@@ -58,6 +59,10 @@ _CACHEDIR_TAG = (
     "# For information about cache directory tags, see https://bford.info/cachedir/\n"
 )
 _HOST = socket.gethostname()
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - no C library to load (not on Linux or macOS)
+    _LIBC = None
 
 
 class AssetCache:
@@ -172,6 +177,10 @@ class AssetCache:
             return False
         if is_directory:
             (staging / _MARKER).touch()
+            if final.exists() and _exchange(staging, final):
+                # Swapped in one step: readers saw the old copy, then the new one.
+                self.discard(staging)  # now holds the old copy
+                return True
             self._move_aside(final)
             try:
                 os.rename(staging, final)
@@ -211,6 +220,21 @@ class AssetCache:
             tmp = tag.with_name(f"CACHEDIR.TAG{_STAGING}{_owner()}-{uuid.uuid4().hex[:8]}")
             tmp.write_text(_CACHEDIR_TAG)
             os.replace(tmp, tag)
+
+
+def _exchange(new: Path, old: Path) -> bool:
+    """Atomically swap two directories (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the call is unavailable (other systems, some filesystems): the
+    caller then renames the old copy aside first, leaving a moment with no copy at all,
+    but never a partial one.
+    """
+    renameat2 = getattr(_LIBC, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), rename_exchange)
+    return bool(result == 0)
 
 
 def _owner() -> str:

@@ -1,0 +1,60 @@
+"""AssetCache: atomic swaps, staging ownership, modelkit markers."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from aiomodelkit._cache import AssetCache, _exchange, _is_stale, _owner
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_exchange_swaps_directories_atomically(tmp_path: Path) -> None:
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.mkdir()
+    old.mkdir()
+    (new / "v").write_text("new")
+    (old / "v").write_text("old")
+    assert _exchange(new, old)  # Linux: renameat2 is available here
+    assert (old / "v").read_text() == "new"
+    assert (new / "v").read_text() == "old"
+
+
+def test_force_publish_replaces_a_directory(tmp_path: Path) -> None:
+    cache = AssetCache(tmp_path)
+    first = cache.new_staging("m", "1.0", True, ["a/b.txt"])
+    (first / "a" / "b.txt").write_text("one")
+    assert cache.publish("m", "1.0", first, True)
+    second = cache.new_staging("m", "1.0", True, ["a/b.txt"])
+    (second / "a" / "b.txt").write_text("two")
+    assert not cache.publish("m", "1.0", second, True)  # a complete copy wins without force
+    third = cache.new_staging("m", "1.0", True, ["a/b.txt"])
+    (third / "a" / "b.txt").write_text("three")
+    assert cache.publish("m", "1.0", third, True, replace=True)
+    assert (tmp_path / "m" / "1.0" / "a" / "b.txt").read_text() == "three"
+    assert cache.is_complete("m", "1.0")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1.0"]
+
+
+def test_staging_ownership(tmp_path: Path) -> None:
+    mine = tmp_path / "x"
+    mine.mkdir()
+    host = _owner().rpartition("-")[0]
+    assert not _is_stale(f"{host}-{os.getpid()}-abcdef12", mine)  # this process: in use
+    assert _is_stale(f"{host}-999999999-abcdef12", mine)  # no such pid
+    assert not _is_stale("otherhost-1-abcdef12", mine)  # another host, recent: unknown, kept
+    old = tmp_path / "old"
+    old.mkdir()
+    os.utime(old, (0, 0))
+    assert _is_stale("otherhost-1-abcdef12", old)  # another host, a day old: removed
+
+
+def test_file_marker_without_file_is_incomplete(tmp_path: Path) -> None:
+    cache = AssetCache(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / ".1.0.SUCCESS").touch()  # a crash between marker and rename
+    assert not cache.is_complete("m", "1.0")
+    (tmp_path / "m" / "1.0").write_text("data")
+    assert cache.is_complete("m", "1.0")
