@@ -95,6 +95,7 @@ class Fetcher:
         offline: bool = False,
         offline_fallback: bool = True,
         lock: LockFile | None = None,
+        cache_locking: bool = True,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -103,6 +104,7 @@ class Fetcher:
         self._offline = offline or store is None
         self._offline_fallback = offline_fallback
         self._lock = lock
+        self._cache_locking = cache_locking
         self._flights: SingleFlight[tuple[str, str, bool], _Outcome] = SingleFlight()
 
     # -- resolution ---------------------------------------------------------------------
@@ -302,6 +304,9 @@ class Fetcher:
     @asynccontextmanager
     async def _process_lock(self, name: str, version: str) -> AsyncIterator[None]:
         """Hold the version's file lock; wait (politely, cancellably) while another has it."""
+        if not self._cache_locking:
+            yield
+            return
         try:
             path = await anyio.to_thread.run_sync(self._cache.lock_path, name, version)
         except OSError as exc:

@@ -138,6 +138,7 @@ class AssetsManager:
             offline=self._offline,
             offline_fallback=settings.offline_fallback,
             lock=lock,
+            cache_locking=settings.cache_locking,
         )
         self._entered = True
         return self

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     fetch_deadline: float | None = Field(
         default=None, gt=0, description="Overall limit (s) for one fetch or fetch_many."
     )
+    cache_locking: bool = Field(
+        default=True,
+        description="Take a per-version file lock while downloading, so processes sharing "
+        "a cache download once. Correctness never depends on it; turn it off where file "
+        "locks hang (some network filesystems).",
+    )
     lock_file: Path | None = Field(
         default=None, description="A lock file of resolved versions to honour and update."
     )
