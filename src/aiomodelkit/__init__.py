@@ -9,6 +9,7 @@ Example:
 from ._errors import AssetExistsError as AssetExistsError
 from ._errors import AssetNotFoundError as AssetNotFoundError
 from ._errors import BucketNotFoundError as BucketNotFoundError
+from ._errors import CacheError as CacheError
 from ._errors import ConfigError as ConfigError
 from ._errors import DependencyCycleError as DependencyCycleError
 from ._errors import DownloadError as DownloadError
@@ -79,6 +80,7 @@ __all__ = [
     "AssetsManager",
     "BucketNotFoundError",
     "BytesReceived",
+    "CacheError",
     "CacheHit",
     "ConfigError",
     "DependencyCycleError",

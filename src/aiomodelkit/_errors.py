@@ -14,7 +14,8 @@ Every error the library raises on purpose derives from :class:`ModelkitError`::
     ├── AssetExistsError               publishing over an existing, immutable version
     ├── InvalidStoreDataError          the store holds a malformed index, meta or hostile name
     ├── DownloadError                  a download could not complete
-    │   └── IntegrityError             downloaded bytes do not match their size or checksum
+    │   ├── IntegrityError             downloaded bytes do not match their size or checksum
+    │   └── CacheError                 the local cache cannot be written (disk full, permissions)
     ├── StoreError                     a store operation failed
     │   ├── StoreUnavailableError      transient: 5xx, throttling, timeouts, resets; retry later
     │   ├── StorePermissionError       403 / access denied (never reported as "not found")
@@ -37,6 +38,7 @@ __all__ = [
     "AssetExistsError",
     "AssetNotFoundError",
     "BucketNotFoundError",
+    "CacheError",
     "ConfigError",
     "DependencyCycleError",
     "DownloadError",
@@ -191,6 +193,13 @@ class DownloadError(ModelkitError):
 
 class IntegrityError(DownloadError):
     """Downloaded bytes do not match the size or checksum the store or meta records."""
+
+
+class CacheError(DownloadError):
+    """The local cache cannot be written: disk full, permission denied, read-only filesystem.
+
+    Nothing is published; what was already in the cache is untouched.
+    """
 
 
 class StoreError(ModelkitError):

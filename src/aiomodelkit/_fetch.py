@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ import filelock
 
 from ._errors import (
     AssetNotFoundError,
+    CacheError,
     InvalidStoreDataError,
     ModelkitError,
     StoreUnavailableError,
@@ -35,7 +36,7 @@ from ._transfer import TransferConfig, download_object
 from .stores._base import Store, read_small_object
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
     from ._cache import AssetCache
@@ -250,9 +251,10 @@ class Fetcher:
         self._transfer.emit(
             DownloadStarted(asset=name, version=version, objects=len(files), total_bytes=total)
         )
-        staging = await anyio.to_thread.run_sync(
-            self._cache.new_staging, name, version, meta.is_directory, [f.path for f in files]
-        )
+        with _cache_errors(name):
+            staging = await anyio.to_thread.run_sync(
+                self._cache.new_staging, name, version, meta.is_directory, [f.path for f in files]
+            )
         try:
             try:
                 async with anyio.create_task_group() as tg:
@@ -264,14 +266,18 @@ class Fetcher:
                 first = first_error(group)
                 raise first from first.__cause__
             publish = partial(self._cache.publish, replace=force)
-            published = await anyio.to_thread.run_sync(
-                publish, name, version, staging, meta.is_directory
-            )
-            await anyio.to_thread.run_sync(self._cache.save_meta, name, version, raw)
+            with _cache_errors(name):
+                published = await anyio.to_thread.run_sync(
+                    publish, name, version, staging, meta.is_directory
+                )
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._cache.discard, staging)
             raise
+        try:
+            await anyio.to_thread.run_sync(self._cache.save_meta, name, version, raw)
+        except OSError as exc:  # only feeds audit records: never fail a good download
+            logger.warning("could not keep the meta of %s:%s: %s", name, version, exc)
         if published:
             final = staging.with_name(version)  # staging sits beside its final path
             self._transfer.emit(AssetPublished(asset=name, version=version, path=final, size=total))
@@ -280,7 +286,8 @@ class Fetcher:
     async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> None:
         assert self._store is not None
         try:
-            await download_object(self._store, key, target, entry, self._transfer, asset=name)
+            with _cache_errors(name):
+                await download_object(self._store, key, target, entry, self._transfer, asset=name)
         except ModelkitError as exc:
             exc.add_context(asset=name)  # store errors know the key, not the asset
             raise
@@ -334,6 +341,21 @@ class Fetcher:
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(lock.release)
+
+
+@contextmanager
+def _cache_errors(asset: str) -> Iterator[None]:
+    """Local disk failures (store errors are mapped already) become CacheError."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, ModelkitError):
+            raise  # AssetNotFoundError and StorePermissionError are OSErrors too
+        where = exc.filename if isinstance(exc.filename, str) else None
+        reason = exc.strerror or type(exc).__name__
+        raise CacheError(
+            f"cannot write the assets cache: {reason}", asset=asset, key=where
+        ) from exc
 
 
 def _try_acquire(lock: filelock.BaseFileLock) -> bool:
