@@ -54,3 +54,12 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over src, tests, benchmarks, examples and this file."""
     install(session, "typecheck")
     session.run("mypy")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Benchmarks against peers (not a default session). Quick subset (< 5 min) by default;
+    ``nox -s bench -- --full`` runs the whole suite (see benchmarks/README.md)."""
+    install(session, "bench")
+    args = session.posargs or ["--quick"]
+    session.run("python", "-m", "benchmarks.harness", *args)

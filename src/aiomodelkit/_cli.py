@@ -361,9 +361,12 @@ def assets_lock(
 
 @app.command("demo")
 def demo(
-    size_mib: Annotated[int, typer.Option("--size-mib", help="Size of the sample asset.")] = 64,
+    size_mib: Annotated[
+        int, typer.Option("--size-mib", help="Size of the largest example asset.")
+    ] = 64,
 ) -> None:
-    """Publish a sample asset to a local store in a temporary folder, then fetch it."""
+    """Publish example assets to a local store in a temporary folder, then start a library of
+    six models concurrently and one after another."""
     from ._demo import run_demo
 
     _run(lambda: run_demo(console, size_mib=size_mib))
@@ -372,3 +375,6 @@ def demo(
 def main() -> None:
     """Entry point of the ``aiomodelkit`` script."""
     sys.exit(app())
+
+
+from . import _cli_library as _cli_library  # noqa: E402 - registers the library commands

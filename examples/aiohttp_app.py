@@ -1,0 +1,109 @@
+"""aiohttp recipe: the server answers at once and reports 503 on ``/ready`` while the models load.
+
+Run from the repository root: ``python -m examples.aiohttp_app [--host H] [--port P]``.
+
+A ``cleanup_ctx`` generator owns a task group for the whole life of the app: one task in it
+enters the library (fetch and load every model, concurrently) and holds it open; the
+generator yields at once, so the server starts answering while that task is still loading.
+At cleanup the generator cancels the task, which leaves ``async with library`` and closes
+every model. aiohttp runs the startup and cleanup halves in the same task, so the task
+group is entered and exited by one task, as anyio requires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+from aiohttp import web
+
+from aiomodelkit import ModelLibrary
+
+from .models import Sentiment, make_library
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+logger = logging.getLogger(__name__)
+
+LIBRARY = web.AppKey("library", ModelLibrary)
+routes = web.RouteTableDef()
+
+
+async def hold_library(library: ModelLibrary) -> None:
+    """Load the library and keep it open until cancelled; a failure is logged, not raised
+    (raising would cancel aiohttp's main task), and ``/ready`` keeps answering 503."""
+    try:
+        async with library:
+            logger.info("models loaded: %s", ", ".join(library.status()))
+            await anyio.sleep_forever()
+    except Exception:
+        logger.exception("the model library failed to load")
+    finally:
+        logger.info("model library closed")
+
+
+async def library_context(app: web.Application) -> AsyncIterator[None]:
+    library = app[LIBRARY] = make_library()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold_library, library)
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()  # leaves `async with library`: every model is closed
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/ready")
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: 200 once every model is loaded, 503 before (with each model's state)."""
+    library = request.app[LIBRARY]
+    states = {key: status.state.value for key, status in library.status().items()}
+    return web.json_response(
+        {"ready": library.ready, "models": states}, status=200 if library.ready else 503
+    )
+
+
+@routes.post("/predict")
+async def predict(request: web.Request) -> web.Response:
+    """The sentiment of ``{"text": ...}``."""
+    library = request.app[LIBRARY]
+    if not library.ready:
+        return web.json_response({"error": "the models are loading"}, status=503)
+    try:
+        body = await request.json()
+        text = body["text"]
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"error": 'expected JSON like {"text": "..."}'}, status=400)
+    if not isinstance(text, str):
+        return web.json_response({"error": "text must be a string"}, status=400)
+    result = await library.get("sentiment", Sentiment).predict(text)
+    return web.json_response(result.model_dump())
+
+
+def create_app() -> web.Application:
+    """The application; the library loads when it starts."""
+    app = web.Application()
+    app.cleanup_ctx.append(library_context)
+    app.add_routes(routes)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the example models with aiohttp.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    web.run_app(create_app(), host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()
