@@ -38,7 +38,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from ._errors import InvalidStoreDataError
+from ._errors import InvalidStoreDataError, ModelkitError
+from ._layout import parse_meta, tree_checksum
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -93,6 +94,30 @@ class AssetCache:
         tmp = path.with_name(f"{path.name}{_STAGING}{_owner()}-{uuid.uuid4().hex[:8]}")
         tmp.write_bytes(raw)
         os.replace(tmp, path)
+
+    def lookup(
+        self, name: str, version: str, sub_part: str | None
+    ) -> tuple[Path, str | None] | None:
+        """A complete cached version: its path (with the sub-part) and content checksum.
+
+        None if the version, or the sub-part inside it, is not in the cache. One call does
+        everything a warm start needs, so it costs one worker-thread hop.
+        """
+        if not self.is_complete(name, version):
+            return None
+        path = self.version_path(name, version)
+        if sub_part is not None:
+            path = path.joinpath(*sub_part.split("/"))
+            if not path.exists():
+                return None
+        checksum = None
+        raw = self.read_meta(name, version)
+        if raw is not None:
+            try:
+                checksum = tree_checksum(parse_meta(raw, name=name, version=version))
+            except ModelkitError:
+                pass  # only feeds audit records
+        return path, checksum
 
     def read_meta(self, name: str, version: str) -> bytes | None:
         """The saved meta of a version, if any (caches filled by modelkit have none)."""

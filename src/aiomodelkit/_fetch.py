@@ -8,7 +8,6 @@ file lock that only saves duplicate work (correctness comes from the atomic publ
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from contextlib import asynccontextmanager, contextmanager
@@ -29,7 +28,16 @@ from ._errors import (
     first_error,
 )
 from ._events import AssetPublished, AssetResolved, CacheHit, DownloadStarted
-from ._layout import AssetMeta, FileEntry, data_key, meta_key, parse_index, parse_meta, versions_key
+from ._layout import (
+    AssetMeta,
+    FileEntry,
+    data_key,
+    meta_key,
+    parse_index,
+    parse_meta,
+    tree_checksum,
+    versions_key,
+)
 from ._singleflight import Memo, SingleFlight
 from ._spec import AssetSpec, validate_relative_path
 from ._transfer import TransferConfig, download_object
@@ -80,7 +88,7 @@ class FetchedAsset:
 class _Outcome:
     size: int
     objects: int
-    meta: bytes | None
+    checksum: str | None
 
 
 class Fetcher:
@@ -133,9 +141,10 @@ class Fetcher:
         if locked is not None:
             return locked.version, "lock"
         pinned = spec.version is not None and self._versioning.is_complete(spec.version)
+        if pinned and not self._offline:
+            # Whether it is cached is decided when fetching: no listing of the cache here.
+            return spec.version, "store"  # type: ignore[return-value]
         local = await anyio.to_thread.run_sync(self._cache.local_versions, name, self._versioning)
-        if pinned and spec.version in local:
-            return spec.version, "cache"
         if self._offline:
             try:
                 return self._versioning.resolve(local, spec.version, asset=name), "cache"
@@ -145,8 +154,6 @@ class Fetcher:
                     asset=name,
                     available_versions=exc.available_versions,
                 ) from None
-        if pinned:
-            return spec.version, "store"  # type: ignore[return-value]
         try:
             remote = await (index or Memo()).get(name, lambda: self._index(name))
         except StoreUnavailableError:
@@ -177,6 +184,21 @@ class Fetcher:
             InvalidStoreDataError: the meta is malformed or names unsafe paths.
         """
         started = time.perf_counter()
+        if not force and self._is_pinned(spec):
+            # The warm-start path: one worker-thread call, no request, no client.
+            assert spec.version is not None
+            hit = await anyio.to_thread.run_sync(
+                self._cache.lookup, spec.name, spec.version, spec.sub_part
+            )
+            if hit is not None:
+                path, checksum = hit
+                self._transfer.emit(
+                    AssetResolved(asset=spec.name, spec=str(spec), version=spec.version)
+                )
+                self._transfer.emit(CacheHit(asset=spec.name, version=spec.version, path=path))
+                fetched = FetchedAsset(spec, spec.version, path, True, 0, 0, "cache")
+                _audit(fetched, checksum, time.perf_counter() - started)
+                return fetched
         version, source = await self.resolve(spec, index)
         self._transfer.emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
         outcome = await self._flights.run(
@@ -190,11 +212,19 @@ class Fetcher:
                 raise AssetNotFoundError(
                     f"sub-part {spec.sub_part!r} is not in version {version}", asset=str(spec)
                 )
+        if outcome.objects == 0 and source == "store":
+            source = "cache"
         fetched = FetchedAsset(
             spec, version, path, outcome.objects == 0, outcome.size, outcome.objects, source
         )
-        _audit(fetched, outcome.meta, time.perf_counter() - started)
+        _audit(fetched, outcome.checksum, time.perf_counter() - started)
         return fetched
+
+    def _is_pinned(self, spec: AssetSpec) -> bool:
+        if spec.version is None or not self._versioning.is_complete(spec.version):
+            return False
+        locked = self._lock.get(spec) if self._lock is not None else None
+        return locked is None or locked.version == spec.version
 
     async def _fetch_version(self, spec: AssetSpec, version: str, force: bool) -> _Outcome:
         name = spec.name
@@ -214,8 +244,8 @@ class Fetcher:
     async def _hit(self, name: str, version: str) -> _Outcome:
         final = await anyio.to_thread.run_sync(self._cache.version_path, name, version)
         self._transfer.emit(CacheHit(asset=name, version=version, path=final))
-        meta = await anyio.to_thread.run_sync(self._cache.read_meta, name, version)
-        return _Outcome(0, 0, meta)
+        hit = await anyio.to_thread.run_sync(self._cache.lookup, name, version, None)
+        return _Outcome(0, 0, hit[1] if hit is not None else None)
 
     async def _read_meta(self, name: str, version: str) -> tuple[bytes, AssetMeta]:
         assert self._store is not None
@@ -281,7 +311,7 @@ class Fetcher:
         if published:
             final = staging.with_name(version)  # staging sits beside its final path
             self._transfer.emit(AssetPublished(asset=name, version=version, path=final, size=total))
-        return _Outcome(total, len(files), raw)
+        return _Outcome(total, len(files), tree_checksum(meta))
 
     async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> None:
         assert self._store is not None
@@ -366,17 +396,8 @@ def _try_acquire(lock: filelock.BaseFileLock) -> bool:
     return True
 
 
-def _audit(fetched: FetchedAsset, meta: bytes | None, duration: float) -> None:
+def _audit(fetched: FetchedAsset, checksum: str | None, duration: float) -> None:
     """One structured record per fetch: which version a service used, from where, verified how."""
-    checksum = None
-    if meta is not None:
-        try:
-            parsed = parse_meta(meta, name=fetched.spec.name, version=fetched.version)
-            if all(entry.sha256 for entry in parsed.files):
-                lines = "".join(f"{e.path}\t{e.sha256}\n" for e in parsed.files)
-                checksum = "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
-        except ModelkitError:
-            pass
     record = {
         "spec": str(fetched.spec),
         "version": fetched.version,

@@ -19,6 +19,7 @@ become a local path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ __all__ = [
     "meta_key",
     "parse_index",
     "parse_meta",
+    "tree_checksum",
     "versions_key",
 ]
 
@@ -292,3 +294,11 @@ def dump_meta(meta: AssetMeta) -> bytes:
     if meta.aiomodelkit_version is not None:
         data["aiomodelkit_version"] = meta.aiomodelkit_version
     return json.dumps(data, ensure_ascii=False).encode()
+
+
+def tree_checksum(meta: AssetMeta) -> str | None:
+    """One digest naming a version's exact content (from every object's SHA-256), for logs."""
+    if not meta.files or not all(entry.sha256 for entry in meta.files):
+        return None
+    lines = "".join(f"{entry.path}\t{entry.sha256}\n" for entry in meta.files)
+    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
