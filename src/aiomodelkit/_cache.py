@@ -202,7 +202,9 @@ class AssetCache:
             return False
         if is_directory:
             (staging / _MARKER).touch()
-            if final.exists() and _exchange(staging, final):
+            # Swap only when replacing on purpose: over a leftover, a plain rename fails if
+            # another process published meanwhile, and then ours is discarded.
+            if replace and final.exists() and _exchange(staging, final):
                 # Swapped in one step: readers saw the old copy, then the new one.
                 self.discard(staging)  # now holds the old copy
                 return True

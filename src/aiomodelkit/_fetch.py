@@ -40,7 +40,7 @@ from ._layout import (
 )
 from ._singleflight import Memo, SingleFlight
 from ._spec import AssetSpec, validate_relative_path
-from ._transfer import TransferConfig, download_object
+from ._transfer import TransferConfig, download_object, with_retries
 from .stores._base import Store, read_small_object
 
 if TYPE_CHECKING:
@@ -118,9 +118,20 @@ class Fetcher:
 
     # -- resolution ---------------------------------------------------------------------
 
+    async def _read(self, name: str, key: str) -> bytes:
+        """A small metadata object, under the same retry policy as the data."""
+        store = self._store
+        assert store is not None
+        try:
+            return await with_retries(
+                self._transfer, name, key, lambda: read_small_object(store, key)
+            )
+        except ModelkitError as exc:
+            exc.add_context(asset=name)
+            raise
+
     async def _index(self, name: str) -> list[str]:
-        assert self._store is not None
-        raw = await read_small_object(self._store, versions_key(name))
+        raw = await self._read(name, versions_key(name))
         return parse_index(raw, name=name, versioning=self._versioning)
 
     async def resolve(
@@ -250,7 +261,7 @@ class Fetcher:
     async def _read_meta(self, name: str, version: str) -> tuple[bytes, AssetMeta]:
         assert self._store is not None
         try:
-            raw = await read_small_object(self._store, meta_key(name, version))
+            raw = await self._read(name, meta_key(name, version))
         except AssetNotFoundError as exc:
             available = None
             message = f"version {version} does not exist"

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,16 +33,25 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ._errors import IntegrityError, PreconditionFailedError, StoreUnavailableError
+from ._errors import (
+    IntegrityError,
+    ModelkitError,
+    PreconditionFailedError,
+    StoreUnavailableError,
+    first_error,
+)
 from ._events import BytesReceived, Event, EventCallback, ObjectDownloaded, Retrying
 from .stores._base import MiB, ObjectInfo, Store
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
     from ._layout import FileEntry
 
-__all__ = ["TransferConfig", "download_object"]
+__all__ = ["TransferConfig", "download_object", "with_retries"]
+
+T = TypeVar("T")
 
 #: Bytes gathered from the network before one disk write (one worker-thread hop).
 WRITE_BUFFER = 1 * MiB
@@ -185,10 +195,19 @@ async def download_object(
         StoreUnavailableError: transient errors outlasted ``max_attempts``.
         AssetNotFoundError: the object is missing.
     """
+    try:
+        return await _download_object(store, key, target, entry, cfg, asset)
+    except ModelkitError as exc:
+        exc.add_context(asset=asset, key=key)  # store errors know the key, not the asset
+        raise
+
+
+async def _download_object(
+    store: Store, key: str, target: Path, entry: FileEntry, cfg: TransferConfig, asset: str
+) -> int:
     info: ObjectInfo | None = None
     if entry.size is None or entry.size >= cfg.range_threshold:
-        async with cfg.connections:
-            info = await store.stat(key)
+        info = await with_retries(cfg, asset, key, lambda: store.stat(key))
         _check_size(info.size, entry, asset, key)
     size = info.size if info is not None else entry.size
     sink = _Sink(target, sha256=entry.sha256 is not None, md5=False)
@@ -213,6 +232,31 @@ async def download_object(
     return size
 
 
+@contextmanager
+def _replaced_is_integrity(asset: str, key: str) -> Iterator[None]:
+    """A pinned read that finds another version of the object: refuse, never mix."""
+    try:
+        yield
+    except PreconditionFailedError as exc:
+        raise IntegrityError(
+            "object was replaced during the download (its ETag/generation changed); "
+            "nothing was mixed",
+            asset=asset,
+            key=key,
+        ) from exc
+
+
+async def with_retries(
+    cfg: TransferConfig, asset: str, key: str, call: Callable[[], Awaitable[T]]
+) -> T:
+    """Run one store request under the retry policy (for metadata: HEAD, index, meta)."""
+    async for attempt in _retrying(cfg, asset, key):
+        with attempt:
+            async with cfg.connections:
+                result = await call()
+    return result  # tenacity re-raises the last error when attempts run out
+
+
 def _check_size(actual: int, entry: FileEntry, asset: str, key: str) -> None:
     if entry.size is not None and actual != entry.size:
         raise IntegrityError(
@@ -229,15 +273,15 @@ async def _streamed(
     cfg: TransferConfig,
     asset: str,
 ) -> tuple[int, str | None]:
-    """One GET, resumed from the last byte on transient errors."""
-    received = 0
+    """One GET, resumed from the last byte written on transient errors."""
+    written = 0  # bytes on disk: a retry resumes here (bytes still in a buffer are lost)
     token = info.version_token if info is not None else None
     total = info.size if info is not None else entry.size
     expected_md5 = info.md5 if info is not None else None
     first = True
     async for attempt in _retrying(cfg, asset, key):
-        with attempt:
-            async with cfg.connections, store.read(key, offset=received, if_match=token) as stream:
+        with attempt, _replaced_is_integrity(asset, key):
+            async with cfg.connections, store.read(key, offset=written, if_match=token) as stream:
                 if first:
                     first = False
                     _check_size(stream.info.size, entry, asset, key)
@@ -250,22 +294,23 @@ async def _streamed(
                 buffer: list[bytes] = []
                 buffered = 0
                 async for chunk in stream:
-                    received += len(chunk)
-                    if received > total:
+                    buffer.append(chunk)
+                    buffered += len(chunk)
+                    if written + buffered > total:
                         raise IntegrityError(
                             f"body is longer than the object's {total} bytes", asset=asset, key=key
                         )
-                    buffer.append(chunk)
-                    buffered += len(chunk)
                     cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
                     if buffered >= WRITE_BUFFER:
                         await anyio.to_thread.run_sync(sink.append, buffer, False, limiter=cfg.disk)
+                        written += buffered
                         buffer, buffered = [], 0
-                last = received >= total
+                last = written + buffered >= total
                 await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
+                written += buffered
             if not last:
                 raise TruncatedBodyError(
-                    f"body ended after {received} of {total} bytes", key=key, asset=asset
+                    f"body ended after {written} of {total} bytes", key=key, asset=asset
                 )
     assert total is not None
     return total, expected_md5
@@ -279,45 +324,45 @@ async def _ranged(
     await anyio.to_thread.run_sync(sink.open, info.size, limiter=cfg.disk)
 
     async def part(offset: int, length: int) -> None:
-        received = 0
+        received = 0  # bytes of this range on disk: a retry resumes here
+
+        async def write(buffer: list[bytes]) -> None:
+            nonlocal received
+            await anyio.to_thread.run_sync(
+                sink.write_at, buffer, offset + received, limiter=cfg.disk
+            )
+            received += sum(len(chunk) for chunk in buffer)
+
         async for attempt in _retrying(cfg, asset, key):
-            with attempt:
-                async with cfg.connections:
-                    try:
-                        async with store.read(
-                            key, offset=offset + received, length=length - received, if_match=token
-                        ) as stream:
-                            buffer: list[bytes] = []
-                            buffered = 0
-                            async for chunk in stream:
-                                buffer.append(chunk)
-                                buffered += len(chunk)
-                                cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
-                                if buffered >= WRITE_BUFFER or received + buffered >= length:
-                                    await anyio.to_thread.run_sync(
-                                        sink.write_at, buffer, offset + received, limiter=cfg.disk
-                                    )
-                                    received += buffered
-                                    buffer, buffered = [], 0
-                            if buffer:
-                                await anyio.to_thread.run_sync(
-                                    sink.write_at, buffer, offset + received, limiter=cfg.disk
-                                )
-                                received += buffered
-                    except PreconditionFailedError as exc:
-                        raise IntegrityError(
-                            "object was replaced during the download (its ETag/generation "
-                            "changed); nothing was mixed",
-                            asset=asset,
-                            key=key,
-                        ) from exc
-                if received > length:
-                    raise IntegrityError("range answer is too long", asset=asset, key=key)
+            with attempt, _replaced_is_integrity(asset, key):
+                async with (
+                    cfg.connections,
+                    store.read(
+                        key, offset=offset + received, length=length - received, if_match=token
+                    ) as stream,
+                ):
+                    buffer: list[bytes] = []
+                    buffered = 0
+                    async for chunk in stream:
+                        buffer.append(chunk)
+                        buffered += len(chunk)
+                        cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
+                        if received + buffered > length:
+                            raise IntegrityError("range answer is too long", asset=asset, key=key)
+                        if buffered >= WRITE_BUFFER:
+                            await write(buffer)
+                            buffer, buffered = [], 0
+                    if buffer:
+                        await write(buffer)
                 if received < length:
                     raise TruncatedBodyError(
                         f"range ended after {received} of {length} bytes", key=key, asset=asset
                     )
 
-    async with anyio.create_task_group() as tg:
-        for offset in range(0, info.size, cfg.part_size):
-            tg.start_soon(part, offset, min(cfg.part_size, info.size - offset))
+    try:
+        async with anyio.create_task_group() as tg:
+            for offset in range(0, info.size, cfg.part_size):
+                tg.start_soon(part, offset, min(cfg.part_size, info.size - offset))
+    except* ModelkitError as group:
+        first = first_error(group)  # one object, one error: the first failed part
+        raise first from first.__cause__

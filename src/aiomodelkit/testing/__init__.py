@@ -10,6 +10,12 @@ Each helper is a synchronous context manager that starts a server as a subproces
 :class:`InstrumentedStore` wraps any store to count requests ("a warm start makes none")
 and to inject faults into reads (errors, truncated bodies, slow chunks).
 
+:class:`FaultProxy` sits between a real client and one of those servers, on the wire: it
+counts requests server side and, by :class:`ProxyRule`, truncates or resets bodies, answers
+500/503, delays or stalls responses, corrupts bytes, or replaces an object between two
+ranged reads (:class:`Truncate`, :class:`ResetConnection`, :class:`ServerError`,
+:class:`DelayFirstByte`, :class:`Stall`, :class:`CorruptBytes`, :class:`ReplaceObject`).
+
 Example:
     >>> with MotoServer() as moto:
     ...     moto.create_bucket("models")
@@ -17,6 +23,17 @@ Example:
 """
 
 from ._fakegcs import FakeGCSServer as FakeGCSServer
+from ._faultproxy import FaultProxy as FaultProxy
+from ._faults import CorruptBytes as CorruptBytes
+from ._faults import DelayFirstByte as DelayFirstByte
+from ._faults import ProxyFault as ProxyFault
+from ._faults import ProxyRequest as ProxyRequest
+from ._faults import ProxyRule as ProxyRule
+from ._faults import ReplaceObject as ReplaceObject
+from ._faults import ResetConnection as ResetConnection
+from ._faults import ServerError as ServerError
+from ._faults import Stall as Stall
+from ._faults import Truncate as Truncate
 from ._instrumented import Fault as Fault
 from ._instrumented import InstrumentedStore as InstrumentedStore
 from ._instrumented import transient as transient
@@ -24,10 +41,21 @@ from ._moto import MotoServer as MotoServer
 from ._seaweedfs import SeaweedFSServer as SeaweedFSServer
 
 __all__ = [
+    "CorruptBytes",
+    "DelayFirstByte",
     "FakeGCSServer",
     "Fault",
+    "FaultProxy",
     "InstrumentedStore",
     "MotoServer",
+    "ProxyFault",
+    "ProxyRequest",
+    "ProxyRule",
+    "ReplaceObject",
+    "ResetConnection",
     "SeaweedFSServer",
+    "ServerError",
+    "Stall",
+    "Truncate",
     "transient",
 ]

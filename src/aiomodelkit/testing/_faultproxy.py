@@ -1,0 +1,511 @@
+"""A fault-injecting HTTP reverse proxy in front of a loopback S3 or GCS server, for tests.
+
+Clients talk to the proxy as if it were the server (``endpoint_url=proxy.endpoint_url`` for
+S3, ``api_root=proxy.endpoint_url`` for GCS); the proxy forwards every request to the
+upstream server, streaming bodies both ways, and applies the :class:`ProxyRule` s it holds
+(:mod:`._faults`). It also counts every request per (normalised method, key), server side,
+so a test can prove "each object was downloaded exactly once" whatever the client thinks.
+
+It is built on aiohttp, so it runs on asyncio: ``with FaultProxy(...)`` runs it on its own
+event loop in a thread (from sync tests, or to keep it off the loop under test), and
+``async with FaultProxy(...)`` runs it on the current loop. It listens on ``127.0.0.1``
+only and refuses an upstream that is not a loopback address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import io
+import ipaddress
+import socket
+import struct
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING, Self
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from ._faults import (
+    Api,
+    FaultPlan,
+    ProxyRequest,
+    ProxyRule,
+    ReplaceObject,
+    RuleState,
+    describe_request,
+    error_body,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["FaultProxy"]
+
+# One concept in ~500 lines, above the usual 400: the public surface (rules, counts) and the
+# serving loop share their state under one lock, and splitting them would expose it.
+
+_HOST = "127.0.0.1"
+# Per-hop headers are the proxy's own business (RFC 9110 §7.6.1); Expect is answered by
+# our server, so the upstream must not wait for a body it already has.
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+     "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
+)  # fmt: skip
+# The upstream client must add nothing of its own: the client's headers pass unchanged.
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+class FaultProxy:
+    """A reverse proxy on ``127.0.0.1`` that forwards to ``upstream`` and injects faults.
+
+    Args:
+        upstream: ``http://127.0.0.1:PORT`` of the real server (loopback only).
+        api: ``"s3"`` or ``"gcs"``; by default guessed per request from the path (GCS
+            paths start with ``/storage/v1/``, ``/download/storage/v1/`` or ``/upload/...``).
+        chunk_size: bytes relayed per write.
+        startup_timeout: seconds to wait for the proxy thread to listen.
+
+    Example:
+        >>> import urllib.error, urllib.request
+        >>> from aiomodelkit.testing import FakeGCSServer, FaultProxy, ProxyRule, ServerError
+        >>> opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        >>> with FakeGCSServer() as gcs, FaultProxy(gcs.endpoint_url) as proxy:
+        ...     gcs.create_bucket("models")
+        ...     rule = proxy.add(ProxyRule(ServerError(503), method="LIST", times=1))
+        ...     listing = f"{proxy.endpoint_url}/storage/v1/b/models/o"
+        ...     try:
+        ...         opener.open(listing)
+        ...     except urllib.error.HTTPError as exc:
+        ...         print(exc.code, "then", end=" ")
+        ...         exc.close()
+        ...     with opener.open(listing) as response:
+        ...         print(response.status)
+        ...     print(proxy.count("LIST"), proxy.fired(rule))
+        503 then 200
+        2 1
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        api: Api | None = None,
+        chunk_size: int = 64 * 1024,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        self._upstream = _loopback_origin(upstream)
+        self._api: Api | None = api
+        self._chunk_size = chunk_size
+        self._startup_timeout = startup_timeout
+        self._lock = threading.Lock()  # rules, counts, log and errors; any thread
+        self._rules: list[RuleState] = []
+        self._counts: Counter[tuple[str, str | None]] = Counter()
+        self._log: list[ProxyRequest] = []
+        self._errors: list[BaseException] = []
+        self._gates: dict[ProxyRule, asyncio.Event] = {}  # the proxy's loop only
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.BaseRunner | None = None
+        self._port: int | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        state = self.endpoint_url if self._port is not None else "stopped"
+        return f"FaultProxy({state} -> {self._upstream})"
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT``: give it to clients instead of the server's URL."""
+        if self._port is None:
+            raise RuntimeError("the proxy is not running; use it as a context manager")
+        return f"http://{_HOST}:{self._port}"
+
+    # -- rules and counts (any thread) ------------------------------------------------------
+
+    def add(self, rule: ProxyRule) -> ProxyRule:
+        """Apply ``rule`` to later requests (after the rules already added); returns it."""
+        with self._lock:
+            self._rules.append(RuleState(rule))
+        return rule
+
+    def remove(self, rule: ProxyRule) -> None:
+        """Stop applying ``rule``."""
+        with self._lock:
+            self._rules = [state for state in self._rules if state.rule is not rule]
+
+    def clear(self) -> None:
+        """Remove every rule; counts and the request log are kept."""
+        with self._lock:
+            self._rules = []
+
+    def reset(self) -> None:
+        """Remove every rule and forget every request and error."""
+        with self._lock:
+            self._rules = []
+            self._counts.clear()
+            self._log.clear()
+            self._errors.clear()
+
+    def fired(self, rule: ProxyRule) -> int:
+        """How many requests ``rule`` has disturbed."""
+        with self._lock:
+            return sum(state.fired for state in self._rules if state.rule is rule)
+
+    def count(self, method: str | None = None, key: str | None = None) -> int:
+        """Requests received with this normalised method and exact key (``None``: any)."""
+        with self._lock:
+            return sum(
+                n
+                for (m, k), n in self._counts.items()
+                if (method is None or m == method.upper()) and (key is None or k == key)
+            )
+
+    def counts(self) -> Counter[tuple[str, str | None]]:
+        """Requests received per (normalised method, key), as a copy."""
+        with self._lock:
+            return Counter(self._counts)
+
+    @property
+    def requests(self) -> list[ProxyRequest]:
+        """Every request received, in order, with the faults applied to it."""
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Failures of the proxy itself (a replacement that failed, a bug); empty if fine."""
+        with self._lock:
+            return list(self._errors)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Run the proxy on its own event loop in a daemon thread; returns once it listens.
+
+        Raises:
+            RuntimeError: it is already running, or could not start.
+        """
+        if self._port is not None:
+            raise RuntimeError("the proxy is already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        thread = threading.Thread(
+            target=lambda: asyncio.run(self._serve(ready, failure)), name=repr(self), daemon=True
+        )
+        thread.start()
+        if not ready.wait(self._startup_timeout):
+            raise RuntimeError(f"the proxy did not start within {self._startup_timeout} s")
+        if failure:
+            thread.join()
+            raise RuntimeError(f"the proxy could not start: {failure[0]!r}") from failure[0]
+        self._thread = thread
+
+    def stop(self) -> None:
+        """Stop the thread started by :meth:`start`; idempotent."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        self._thread = None
+        if thread is None or loop is None or stopping is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            loop.call_soon_threadsafe(stopping.set)
+        thread.join()
+
+    async def __aenter__(self) -> Self:
+        if self._port is not None:
+            raise RuntimeError("the proxy is already running")
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    async def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        try:
+            await self._open()
+        except Exception as exc:  # reported by start(), in the caller's thread
+            failure.append(exc)
+            ready.set()
+            return
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self._close()
+
+    async def _open(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            auto_decompress=False,  # bytes pass unchanged, Content-Encoding too
+            trust_env=False,  # never through the developer's http_proxy
+            skip_auto_headers=_NO_AUTO_HEADERS,
+        )
+        try:
+            # An Application rather than a bare web.Server: it answers "Expect: 100-continue"
+            # (botocore sends it with uploads), and the client would wait for that forever.
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            # A short shutdown: a stalled handler must not hold up the end of a test.
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
+            await runner.setup()
+            self._runner = runner
+            site = web.TCPSite(runner, _HOST, 0, backlog=1024)
+            await site.start()
+            self._port = int(runner.addresses[0][1])
+        except BaseException:
+            await self._close()
+            raise
+
+    async def _close(self) -> None:
+        runner, self._runner = self._runner, None
+        session, self._session = self._session, None
+        self._port = None
+        try:
+            if runner is not None:
+                await runner.cleanup()
+        finally:
+            for gate in self._gates.values():
+                gate.set()
+            if session is not None:
+                await session.close()
+
+    # -- serving (the proxy's loop) ---------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if not request.raw_path.startswith("/"):
+            # An absolute-form target ("GET http://elsewhere/"): we only forward upstream.
+            return web.Response(status=400, text="FaultProxy forwards origin-form requests only")
+        info = describe_request(request.method, request.raw_path, request.headers, self._api)
+        info, rule, gates = self._decide(info)
+        for gate in gates:
+            await gate.wait()
+        plan = FaultPlan.of(rule.faults if rule is not None else ())
+        try:
+            return await self._respond(request, info, plan)
+        except Exception as exc:  # a bug of ours: make it visible to the test
+            self._record(exc)
+            raise
+        finally:
+            if plan.replace is not None and rule is not None:
+                await self._replace(info, plan.replace, self._gates[rule])
+
+    def _decide(
+        self, info: ProxyRequest
+    ) -> tuple[ProxyRequest, ProxyRule | None, list[asyncio.Event]]:
+        with self._lock:
+            self._counts[info.method, info.key] += 1
+            chosen: RuleState | None = None
+            gates = []
+            for state in self._rules:
+                if not state.rule.matches(info):
+                    continue
+                if chosen is None and state.fires():
+                    chosen = state
+                    continue
+                gate = self._gates.get(state.rule)
+                if gate is not None and not gate.is_set():
+                    gates.append(gate)
+            faults = chosen.rule.faults if chosen is not None else ()
+            if chosen is not None and any(isinstance(f, ReplaceObject) for f in faults):
+                self._gates[chosen.rule] = asyncio.Event()
+            info = dataclasses.replace(info, faults=tuple(type(f).__name__ for f in faults))
+            self._log.append(info)
+        return info, chosen.rule if chosen is not None else None, gates
+
+    async def _respond(
+        self, request: web.BaseRequest, info: ProxyRequest, plan: FaultPlan
+    ) -> web.StreamResponse:
+        if plan.delay:
+            await asyncio.sleep(plan.delay)
+        if plan.status is not None:
+            body, content_type = error_body(info, plan.status)
+            return web.Response(
+                status=plan.status, body=body, headers={"Content-Type": content_type}
+            )
+        assert self._session is not None
+        headers = CIMultiDict(
+            (name, value)
+            for name, value in request.headers.items()
+            if name.lower() not in _HOP_BY_HOP  # Host passes: S3 signatures cover it
+        )
+        try:
+            upstream = await self._session.request(
+                request.method,
+                URL(self._upstream + request.raw_path, encoded=True),
+                headers=headers,
+                data=request.content if request.body_exists else None,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return web.Response(status=502, text=f"FaultProxy: upstream failed: {exc!r}")
+        try:
+            return await self._relay(request, upstream, plan)
+        finally:
+            upstream.release()
+
+    async def _relay(
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, plan: FaultPlan
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for name, value in upstream.headers.items():
+            if name.lower() not in _HOP_BY_HOP:
+                response.headers.add(name, value)
+        sent = 0
+        stalled = plan.stall is None
+        try:
+            await response.prepare(request)
+            async for data in upstream.content.iter_chunked(self._chunk_size):
+                chunk = plan.corrupt(sent, data)
+                if plan.stall is not None and not stalled and sent + len(chunk) > plan.stall.after:
+                    head = plan.stall.after - sent
+                    await _write(response, chunk[:head])
+                    sent, chunk = sent + head, chunk[head:]
+                    await asyncio.sleep(plan.stall.seconds)
+                    stalled = True
+                if plan.cut_after is not None and sent + len(chunk) > plan.cut_after:
+                    await _write(response, chunk[: plan.cut_after - sent])
+                    await _cut(request, reset=plan.reset)
+                    return response
+                await _write(response, chunk)
+                sent += len(chunk)
+            await response.write_eof()
+        except (ConnectionError, aiohttp.ClientError):
+            # The client went away (it timed out during a stall, say), or the upstream
+            # broke: either way this answer cannot be completed, so end the connection.
+            await _cut(request, reset=False)
+        return response
+
+    async def _replace(self, info: ProxyRequest, fault: ReplaceObject, gate: asyncio.Event) -> None:
+        try:
+            if fault.callback is None:
+                await self._overwrite(info, fault)
+            elif inspect.iscoroutinefunction(fault.callback):
+                await fault.callback(info)
+            else:
+                result = await asyncio.to_thread(fault.callback, info)
+                if inspect.isawaitable(result):
+                    await result
+        except Exception as exc:
+            self._record(exc)
+        finally:
+            gate.set()
+
+    async def _overwrite(self, info: ProxyRequest, fault: ReplaceObject) -> None:
+        """Overwrite the object through the upstream's own API (see :class:`ReplaceObject`)."""
+        assert self._session is not None
+        assert fault.data is not None
+        data = fault.data
+        if info.bucket is None or info.key is None:
+            raise ValueError(f"ReplaceObject fired on a request without an object: {info}")
+        bucket = quote(info.bucket, safe="")
+        if info.api == "s3":
+            method = "PUT"
+            url = URL(f"{self._upstream}/{bucket}/{quote(info.key, safe='/')}", encoded=True)
+            headers = _sigv4_headers(fault, method, str(url), data)
+        else:
+            method = "POST"
+            url = URL(f"{self._upstream}/upload/storage/v1/b/{bucket}/o", encoded=True)
+            url = url.with_query(uploadType="media", name=info.key)
+            headers = {"Content-Type": "application/octet-stream"}
+        # A file-like body: aiohttp warns that large raw bytes might block its loop.
+        body = io.BytesIO(data)
+        async with self._session.request(method, url, data=body, headers=headers) as answer:
+            await answer.read()
+            if answer.status >= 300:
+                raise RuntimeError(
+                    f"overwriting {info.key!r} upstream failed: HTTP {answer.status}"
+                )
+
+    def _record(self, exc: BaseException) -> None:
+        with self._lock:
+            self._errors.append(exc)
+
+
+async def _write(response: web.StreamResponse, data: bytes) -> None:
+    if data:
+        await response.write(data)
+
+
+async def _cut(request: web.BaseRequest, *, reset: bool) -> None:
+    """End the client's connection now: a FIN after what was written, or an RST."""
+    transport = request.transport
+    if transport is None:
+        return
+    if not reset:
+        transport.close()  # sends what is buffered, then FIN
+        return
+    # Let what was written leave first, so the client sees "some bytes, then a reset".
+    for _ in range(100):
+        if not transport.get_write_buffer_size():
+            break
+        await asyncio.sleep(0.001)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _sigv4_headers(fault: ReplaceObject, method: str, url: str, data: bytes) -> dict[str, str]:
+    # Imported here: aiomodelkit.testing must import without the s3 extra.
+    from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
+    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+    from botocore.credentials import Credentials  # type: ignore[import-untyped]
+
+    request = AWSRequest(method=method, url=url, data=data)
+    credentials = Credentials(fault.aws_access_key_id, fault.aws_secret_access_key)
+    S3SigV4Auth(credentials, "s3", fault.region_name).add_auth(request)
+    return {str(name): str(value) for name, value in request.headers.items()}
+
+
+def _loopback_origin(url: str) -> str:
+    """``http://host:port`` of ``url``, which must be a plain-HTTP loopback origin."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"the upstream must be http://HOST:PORT, not {url!r}")
+    if parts.username or parts.password or parts.path.strip("/") or parts.query:
+        raise ValueError("the upstream must be a bare origin: http://HOST:PORT")
+    if not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"the upstream {parts.hostname!r} is not a loopback address: "
+            "FaultProxy only forwards to servers on this machine"
+        )
+    return f"http://{parts.netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
