@@ -55,6 +55,10 @@ T = TypeVar("T")
 
 #: Bytes gathered from the network before one disk write (one worker-thread hop).
 WRITE_BUFFER = 1 * MiB
+#: Ranges of one object in flight at once (each also takes a connection of the budget).
+#: Eight 16 MiB ranges keep a link busy at 20 ms RTT, and keep the hashed prefix close
+#: behind the download.
+RANGES_PER_OBJECT = 8
 _HASH_BLOCK = 8 * MiB
 
 
@@ -103,7 +107,8 @@ class _Sink:
 
     def open(self, size: int | None = None) -> None:
         if self.fd is None:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            # Read-write: ranged downloads read the written prefix back to hash it.
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             if size:
                 os.ftruncate(self.fd, size)
 
@@ -127,16 +132,25 @@ class _Sink:
             fd, self.fd = self.fd, None
             os.close(fd)
 
-    def digests(self) -> tuple[str | None, str | None]:
-        """Hash the whole file (ranged downloads arrive out of order)."""
-        if self.sha256 is None and self.md5 is None:
-            return None, None
-        with open(self.path, "rb") as handle:
-            while block := handle.read(_HASH_BLOCK):
-                for digest in (self.sha256, self.md5):
-                    if digest is not None:
-                        digest.update(block)
-        return self.hexdigests()
+    @property
+    def hashing(self) -> bool:
+        return self.sha256 is not None or self.md5 is not None
+
+    def hash_range(self, start: int, end: int) -> None:
+        """Feed bytes [start, end) of the file, already written, to the digests.
+
+        Ranged downloads land out of order; this reads the contiguous prefix back (from the
+        page cache) while later ranges are still arriving.
+        """
+        assert self.fd is not None
+        while start < end:
+            block = os.pread(self.fd, min(_HASH_BLOCK, end - start), start)
+            if not block:
+                raise OSError(f"{self.path} is shorter than the bytes written to it")
+            for digest in (self.sha256, self.md5):
+                if digest is not None:
+                    digest.update(block)
+            start += len(block)
 
     def hexdigests(self) -> tuple[str | None, str | None]:
         return (
@@ -215,7 +229,7 @@ async def _download_object(
         if size is not None and size >= cfg.range_threshold and info is not None:
             sink.md5 = hashlib.md5(usedforsecurity=False) if not entry.sha256 and info.md5 else None
             await _ranged(store, key, sink, info, cfg, asset)
-            sha256, md5 = await anyio.to_thread.run_sync(sink.digests, limiter=cfg.disk)
+            sha256, md5 = sink.hexdigests()
             expected_md5 = info.md5
         else:
             size, expected_md5 = await _streamed(store, key, sink, entry, info, cfg, asset)
@@ -319,50 +333,92 @@ async def _streamed(
 async def _ranged(
     store: Store, key: str, sink: _Sink, info: ObjectInfo, cfg: TransferConfig, asset: str
 ) -> None:
-    """Concurrent ranged GETs pinned to one version of the object, written at offsets."""
+    """Concurrent ranged GETs pinned to one version of the object, written at offsets.
+
+    At most ``RANGES_PER_OBJECT`` ranges of one object are in flight, started in order, so
+    the contiguous prefix of the file grows steadily and is hashed (in a worker thread)
+    while the rest still downloads: verification costs a short tail, not a second pass.
+    """
     token = info.version_token
     await anyio.to_thread.run_sync(sink.open, info.size, limiter=cfg.disk)
+    starts = list(range(0, info.size, cfg.part_size))
+    lengths = [min(cfg.part_size, info.size - start) for start in starts]
+    progress = [0] * len(starts)  # bytes of each range on disk: a retry resumes there
+    window = anyio.CapacityLimiter(RANGES_PER_OBJECT)
+    landed = anyio.Event()
 
-    async def part(offset: int, length: int) -> None:
-        received = 0  # bytes of this range on disk: a retry resumes here
+    def frontier() -> int:
+        for index, done in enumerate(progress):
+            if done < lengths[index]:
+                return starts[index] + done
+        return info.size
+
+    async def part(index: int) -> None:
+        nonlocal landed
+        offset, length = starts[index], lengths[index]
 
         async def write(buffer: list[bytes]) -> None:
-            nonlocal received
-            await anyio.to_thread.run_sync(
-                sink.write_at, buffer, offset + received, limiter=cfg.disk
-            )
-            received += sum(len(chunk) for chunk in buffer)
+            nonlocal landed
+            at = offset + progress[index]
+            await anyio.to_thread.run_sync(sink.write_at, buffer, at, limiter=cfg.disk)
+            progress[index] += sum(len(chunk) for chunk in buffer)
+            landed.set()
+            landed = anyio.Event()
 
-        async for attempt in _retrying(cfg, asset, key):
-            with attempt, _replaced_is_integrity(asset, key):
-                async with (
-                    cfg.connections,
-                    store.read(
-                        key, offset=offset + received, length=length - received, if_match=token
-                    ) as stream,
-                ):
-                    buffer: list[bytes] = []
-                    buffered = 0
-                    async for chunk in stream:
-                        buffer.append(chunk)
-                        buffered += len(chunk)
-                        cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
-                        if received + buffered > length:
-                            raise IntegrityError("range answer is too long", asset=asset, key=key)
-                        if buffered >= WRITE_BUFFER:
+        async with window:
+            async for attempt in _retrying(cfg, asset, key):
+                with attempt, _replaced_is_integrity(asset, key):
+                    done = progress[index]
+                    async with (
+                        cfg.connections,
+                        store.read(
+                            key, offset=offset + done, length=length - done, if_match=token
+                        ) as stream,
+                    ):
+                        buffer: list[bytes] = []
+                        buffered = 0
+                        async for chunk in stream:
+                            buffer.append(chunk)
+                            buffered += len(chunk)
+                            cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
+                            if progress[index] + buffered > length:
+                                raise IntegrityError(
+                                    "range answer is too long", asset=asset, key=key
+                                )
+                            if buffered >= WRITE_BUFFER:
+                                await write(buffer)
+                                buffer, buffered = [], 0
+                        if buffer:
                             await write(buffer)
-                            buffer, buffered = [], 0
-                    if buffer:
-                        await write(buffer)
-                if received < length:
-                    raise TruncatedBodyError(
-                        f"range ended after {received} of {length} bytes", key=key, asset=asset
-                    )
+                    if progress[index] < length:
+                        raise TruncatedBodyError(
+                            f"range ended after {progress[index]} of {length} bytes",
+                            key=key,
+                            asset=asset,
+                        )
+
+    async def hasher() -> None:
+        hashed = 0
+        while hashed < info.size:
+            end = frontier()
+            if end > hashed:
+                await anyio.to_thread.run_sync(sink.hash_range, hashed, end, limiter=cfg.disk)
+                hashed = end
+            else:
+                await landed.wait()
 
     try:
         async with anyio.create_task_group() as tg:
-            for offset in range(0, info.size, cfg.part_size):
-                tg.start_soon(part, offset, min(cfg.part_size, info.size - offset))
+            if sink.hashing:
+                tg.start_soon(hasher)
+            for index in range(len(starts)):
+                tg.start_soon(part, index)
     except* ModelkitError as group:
         first = first_error(group)  # one object, one error: the first failed part
         raise first from first.__cause__
+    except* OSError as group:
+        # A local disk error (the caller maps it to CacheError): the first one, unwrapped.
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        raise leaf from None
