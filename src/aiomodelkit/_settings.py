@@ -115,7 +115,12 @@ class Settings(BaseSettings):
         description="Searched as <dir>/<name>/<version>[/<sub-part>] before the store.",
     )
     max_load_threads: int = Field(
-        default=4, ge=1, le=256, description="Plain-def _load calls running at once."
+        default=16,
+        ge=1,
+        le=256,
+        description="Plain-def _load calls running at once, in worker threads. Loads mostly "
+        "release the GIL (file reads, numpy, torch), so more than the core count pays; "
+        "lower it to bound the memory of many large models loading at once.",
     )
 
     @field_validator("assets_dir", "assets_dir_override", mode="after")

@@ -7,8 +7,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path  # noqa: TC003 (pydantic resolves LibrarySettings' fields at runtime)
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import pytest
@@ -34,17 +33,12 @@ from aiomodelkit._status import (
 )
 from aiomodelkit.stores import MemoryStore
 
-
-class LibrarySettings(Settings):
-    """Settings with the library's fields, until they land in ``_settings.py`` (issue 5)."""
-
-    assets_dir_override: Path | None = None
-    lazy_loading: bool = False
-    max_load_threads: int = 4
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _settings(tmp_path: Path, **values: Any) -> Settings:
-    return LibrarySettings(assets_dir=tmp_path / "cache", **values)
+    return Settings(assets_dir=tmp_path / "cache", **values)
 
 
 async def publish(store: MemoryStore, tmp_path: Path, name: str, content: str) -> str:
