@@ -19,19 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from ._errors import (
     IntegrityError,
@@ -83,6 +78,7 @@ class TransferConfig:
 
     connections: anyio.CapacityLimiter
     disk: anyio.CapacityLimiter
+    batcher: WriteBatcher = field(default_factory=lambda: WriteBatcher())
     range_threshold: int = 64 * MiB
     part_size: int = 16 * MiB
     max_attempts: int = 5
@@ -94,6 +90,64 @@ class TransferConfig:
         """Deliver a progress event, if anyone listens."""
         if self.on_event is not None:
             self.on_event(event)
+
+
+class _Slot:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+
+
+class WriteBatcher:
+    """Group commit for small files: whole-file writes share worker-thread hops.
+
+    Thousands of small objects would otherwise cost a thread hop each (about 0.2 ms of
+    CPU, more than writing 16 KiB). The first writer to arrive runs every queued write in
+    one worker-thread call, then any that queued meanwhile; the others just wait.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[Callable[[], None], _Slot]] = []
+        self._flushing = False
+
+    async def run(self, job: Callable[[], None], limiter: anyio.CapacityLimiter) -> None:
+        """Run ``job`` (blocking file work) in a worker thread, batched with others."""
+        slot = _Slot()
+        self._queue.append((job, slot))
+        if not self._flushing:
+            self._flushing = True
+            try:
+                # Shielded: the writes queued behind this task must finish even if its own
+                # caller is cancelled, or their waiters would wait forever.
+                with anyio.CancelScope(shield=True):
+                    while self._queue:
+                        batch = self._queue[: self.MAX_BATCH]
+                        del self._queue[: self.MAX_BATCH]
+                        errors = await anyio.to_thread.run_sync(_run_batch, batch, limiter=limiter)
+                        for (_, waiting), error in zip(batch, errors, strict=True):
+                            waiting.error = error
+                            waiting.done.set()
+            finally:
+                self._flushing = False
+        await slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+
+
+def _run_batch(batch: list[tuple[Callable[[], None], _Slot]]) -> list[BaseException | None]:
+    errors: list[BaseException | None] = []
+    for job, _ in batch:
+        try:
+            job()
+        except Exception as exc:  # delivered to the job's own awaiting task
+            errors.append(exc)
+        else:
+            errors.append(None)
+    return errors
 
 
 class _Sink:
@@ -174,28 +228,35 @@ def _write_all(fd: int, chunks: list[bytes], position: int | None) -> None:
             views[0] = views[0][written:]
 
 
-def _retrying(cfg: TransferConfig, asset: str, key: str) -> AsyncRetrying:
-    def before_sleep(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else 0.0
-        cfg.emit(
-            Retrying(
-                asset=asset,
-                key=key,
-                attempt=state.attempt_number,
-                delay=delay,
-                error=f"{type(error).__name__}: {error}",
-            )
-        )
+async def _attempts(
+    cfg: TransferConfig, asset: str, key: str, attempt: Callable[[], Awaitable[T]]
+) -> T:
+    """Run ``attempt`` until it succeeds, retrying transient errors with backoff.
 
-    return AsyncRetrying(
-        retry=retry_if_exception_type(StoreUnavailableError),
-        stop=stop_after_attempt(cfg.max_attempts),
-        wait=wait_random_exponential(multiplier=cfg.backoff, max=cfg.backoff_max),
-        before_sleep=before_sleep,
-        sleep=anyio.sleep,
-        reraise=True,
-    )
+    Exponential backoff with full jitter, at most ``max_attempts`` tries, each retry
+    announced by a ``Retrying`` event. Written out rather than built with tenacity: its
+    per-call machinery measured ~60 µs per object, a visible share of the CPU spent on
+    thousands of small objects, and this loop is the whole policy.
+    """
+    number = 1
+    while True:
+        try:
+            return await attempt()
+        except StoreUnavailableError as exc:
+            if number >= cfg.max_attempts:
+                raise
+            delay = random.uniform(0, min(cfg.backoff_max, cfg.backoff * 2 ** (number - 1)))
+            cfg.emit(
+                Retrying(
+                    asset=asset,
+                    key=key,
+                    attempt=number,
+                    delay=delay,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            )
+            await anyio.sleep(delay)
+            number += 1
 
 
 async def download_object(
@@ -264,11 +325,12 @@ async def with_retries(
     cfg: TransferConfig, asset: str, key: str, call: Callable[[], Awaitable[T]]
 ) -> T:
     """Run one store request under the retry policy (for metadata: HEAD, index, meta)."""
-    async for attempt in _retrying(cfg, asset, key):
-        with attempt:
-            async with cfg.connections:
-                result = await call()
-    return result  # tenacity re-raises the last error when attempts run out
+
+    async def attempt() -> T:
+        async with cfg.connections:
+            return await call()
+
+    return await _attempts(cfg, asset, key, attempt)
 
 
 def _check_size(actual: int, entry: FileEntry, asset: str, key: str) -> None:
@@ -293,8 +355,10 @@ async def _streamed(
     total = info.size if info is not None else entry.size
     expected_md5 = info.md5 if info is not None else None
     first = True
-    async for attempt in _retrying(cfg, asset, key):
-        with attempt, _replaced_is_integrity(asset, key):
+
+    async def attempt() -> None:
+        nonlocal written, token, total, expected_md5, first
+        with _replaced_is_integrity(asset, key):
             async with cfg.connections, store.read(key, offset=written, if_match=token) as stream:
                 if first:
                     first = False
@@ -320,12 +384,18 @@ async def _streamed(
                         written += buffered
                         buffer, buffered = [], 0
                 last = written + buffered >= total
-                await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
+                if last and sink.fd is None:
+                    # The whole object is in memory: write it with others in one hop.
+                    await cfg.batcher.run(partial(sink.append, buffer, True), cfg.disk)
+                else:
+                    await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
                 written += buffered
             if not last:
                 raise TruncatedBodyError(
                     f"body ended after {written} of {total} bytes", key=key, asset=asset
                 )
+
+    await _attempts(cfg, asset, key, attempt)
     assert total is not None
     return total, expected_md5
 
@@ -365,37 +435,37 @@ async def _ranged(
             landed.set()
             landed = anyio.Event()
 
-        async with window:
-            async for attempt in _retrying(cfg, asset, key):
-                with attempt, _replaced_is_integrity(asset, key):
-                    done = progress[index]
-                    async with (
-                        cfg.connections,
-                        store.read(
-                            key, offset=offset + done, length=length - done, if_match=token
-                        ) as stream,
-                    ):
-                        buffer: list[bytes] = []
-                        buffered = 0
-                        async for chunk in stream:
-                            buffer.append(chunk)
-                            buffered += len(chunk)
-                            cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
-                            if progress[index] + buffered > length:
-                                raise IntegrityError(
-                                    "range answer is too long", asset=asset, key=key
-                                )
-                            if buffered >= WRITE_BUFFER:
-                                await write(buffer)
-                                buffer, buffered = [], 0
-                        if buffer:
+        async def attempt() -> None:
+            with _replaced_is_integrity(asset, key):
+                done = progress[index]
+                async with (
+                    cfg.connections,
+                    store.read(
+                        key, offset=offset + done, length=length - done, if_match=token
+                    ) as stream,
+                ):
+                    buffer: list[bytes] = []
+                    buffered = 0
+                    async for chunk in stream:
+                        buffer.append(chunk)
+                        buffered += len(chunk)
+                        cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
+                        if progress[index] + buffered > length:
+                            raise IntegrityError("range answer is too long", asset=asset, key=key)
+                        if buffered >= WRITE_BUFFER:
                             await write(buffer)
-                    if progress[index] < length:
-                        raise TruncatedBodyError(
-                            f"range ended after {progress[index]} of {length} bytes",
-                            key=key,
-                            asset=asset,
-                        )
+                            buffer, buffered = [], 0
+                    if buffer:
+                        await write(buffer)
+                if progress[index] < length:
+                    raise TruncatedBodyError(
+                        f"range ended after {progress[index]} of {length} bytes",
+                        key=key,
+                        asset=asset,
+                    )
+
+        async with window:
+            await _attempts(cfg, asset, key, attempt)
 
     async def hasher() -> None:
         hashed = 0

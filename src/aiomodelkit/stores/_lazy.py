@@ -13,6 +13,7 @@ import anyio
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from contextlib import AbstractAsyncContextManager
     from pathlib import Path
     from types import TracebackType
 
@@ -72,14 +73,21 @@ class LazyStore:
     async def stat(self, key: str) -> ObjectInfo:
         return await (await self._open()).stat(key)
 
-    @asynccontextmanager
-    async def read(
+    def read(
         self,
         key: str,
         *,
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
+    ) -> AbstractAsyncContextManager[ObjectStream]:
+        if self._opened:  # the common case: no extra context-manager layer per object
+            return self.inner.read(key, offset=offset, length=length, if_match=if_match)
+        return self._read_opening(key, offset, length, if_match)
+
+    @asynccontextmanager
+    async def _read_opening(
+        self, key: str, offset: int, length: int | None, if_match: str | None
     ) -> AsyncIterator[ObjectStream]:
         store = await self._open()
         async with store.read(key, offset=offset, length=length, if_match=if_match) as stream:

@@ -4,7 +4,7 @@ The client opens on entry, once, on an :class:`~contextlib.AsyncExitStack`; the 
 does no I/O. Choices that differ from aiobotocore's defaults, and why:
 
 * **No botocore retries** (``total_max_attempts=1``; beware, botocore's ``max_attempts``
-  counts retries, so ``max_attempts=1`` means two tries). Our fetcher retries with tenacity,
+  counts retries, so ``max_attempts=1`` means two tries). Our fetcher retries itself,
   with backoff, and can also resume a broken body, which botocore cannot (its retries cover
   only the request). Two retry layers would multiply attempts and delay failing fast.
 * **Response checksums only when required.** The default validation costs CPU on every
@@ -316,6 +316,10 @@ class S3Store:
             skip = 0
             if "Range" in params:
                 skip = self._range_skip(key, offset, response.get("ContentRange"))
+            elif length is None:
+                # Stop after the announced bytes instead of one more read for EOF: a small
+                # object then costs one body read (a short body still ends the loop early).
+                length = response.get("ContentLength")
             yield ObjectStream(
                 self._response_info(key, response), self._chunks(body, key, skip, length)
             )
