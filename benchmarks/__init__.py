@@ -1,0 +1,1 @@
+"""Cold-start benchmarks of aiomodelkit against its peers (see benchmarks/README.md)."""
