@@ -66,6 +66,7 @@ class ModelkitError(Exception):
         asset: the asset name or spec the error concerns, if any.
         key: the store key (object name) the error concerns, if any.
         store_url: the (credential-free) URL of the store, if any.
+        model: the model (configuration key) the error concerns, if any.
     """
 
     def __init__(
@@ -75,19 +76,31 @@ class ModelkitError(Exception):
         asset: str | None = None,
         key: str | None = None,
         store_url: str | None = None,
+        model: str | None = None,
     ) -> None:
         self.message = message
         self.asset = asset
         self.key = key
         self.store_url = store_url
+        self.model = model
         super().__init__(self._render())
 
     def _context(self) -> dict[str, Any]:
-        return {"asset": self.asset, "key": self.key, "store_url": self.store_url}
+        return {
+            "asset": self.asset,
+            "key": self.key,
+            "store_url": self.store_url,
+            "model": self.model,
+        }
 
     def _shown(self) -> dict[str, Any]:
         """The context printed after the message (everything but long lists)."""
-        return {"asset": self.asset, "key": self.key, "store_url": self.store_url}
+        return {
+            "model": self.model,
+            "asset": self.asset,
+            "key": self.key,
+            "store_url": self.store_url,
+        }
 
     def _render(self) -> str:
         where = [f"{name}={value!r}" for name, value in self._shown().items() if value]
@@ -128,10 +141,11 @@ class InvalidAssetSpecError(ConfigError, ValueError):
         asset: str | None = None,
         key: str | None = None,
         store_url: str | None = None,
+        model: str | None = None,
         spec: str | None = None,
     ) -> None:
         self.spec = spec
-        super().__init__(message, asset=asset, key=key, store_url=store_url)
+        super().__init__(message, asset=asset, key=key, store_url=store_url, model=model)
 
     def _context(self) -> dict[str, Any]:
         return {**super()._context(), "spec": self.spec}
@@ -162,12 +176,13 @@ class AssetNotFoundError(ModelkitError, FileNotFoundError):
         asset: str | None = None,
         key: str | None = None,
         store_url: str | None = None,
+        model: str | None = None,
         available_versions: Sequence[str] | None = None,
     ) -> None:
         self.available_versions = (
             tuple(available_versions) if available_versions is not None else None
         )
-        super().__init__(message, asset=asset, key=key, store_url=store_url)
+        super().__init__(message, asset=asset, key=key, store_url=store_url, model=model)
 
     def _context(self) -> dict[str, Any]:
         return {**super()._context(), "available_versions": self.available_versions}
@@ -222,30 +237,8 @@ class BucketNotFoundError(StoreError):
     """The bucket, or the local store's root directory, does not exist."""
 
 
-# The model errors below repeat one small __init__ rather than share a private base class:
-# every class here is part of the drawn tree and exported (tests/test_errors.py walks them).
-
-
 class UnknownModelError(ConfigError, LookupError):
     """A model key that no configuration declares; the message suggests close matches."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        asset: str | None = None,
-        key: str | None = None,
-        store_url: str | None = None,
-        model: str | None = None,
-    ) -> None:
-        self.model = model
-        super().__init__(message, asset=asset, key=key, store_url=store_url)
-
-    def _context(self) -> dict[str, Any]:
-        return {**super()._context(), "model": self.model}
-
-    def _shown(self) -> dict[str, Any]:
-        return {"model": self.model, **super()._shown()}
 
 
 class DependencyCycleError(ConfigError):
@@ -265,37 +258,15 @@ class DependencyCycleError(ConfigError):
         model: str | None = None,
         cycle: Sequence[str] | None = None,
     ) -> None:
-        self.model = model
         self.cycle = tuple(cycle) if cycle is not None else None
-        super().__init__(message, asset=asset, key=key, store_url=store_url)
+        super().__init__(message, asset=asset, key=key, store_url=store_url, model=model)
 
     def _context(self) -> dict[str, Any]:
-        return {**super()._context(), "model": self.model, "cycle": self.cycle}
-
-    def _shown(self) -> dict[str, Any]:
-        return {"model": self.model, **super()._shown()}
+        return {**super()._context(), "cycle": self.cycle}
 
 
 class ModelTypeError(ConfigError, TypeError):
     """A model (or a dependency) is not an instance of the type the caller asked for."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        asset: str | None = None,
-        key: str | None = None,
-        store_url: str | None = None,
-        model: str | None = None,
-    ) -> None:
-        self.model = model
-        super().__init__(message, asset=asset, key=key, store_url=store_url)
-
-    def _context(self) -> dict[str, Any]:
-        return {**super()._context(), "model": self.model}
-
-    def _shown(self) -> dict[str, Any]:
-        return {"model": self.model, **super()._shown()}
 
 
 class LoadError(ModelkitError):
@@ -304,24 +275,6 @@ class LoadError(ModelkitError):
     The original exception is chained as ``__cause__``; ``model`` names the model that
     failed and ``asset`` its asset spec, if any.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        asset: str | None = None,
-        key: str | None = None,
-        store_url: str | None = None,
-        model: str | None = None,
-    ) -> None:
-        self.model = model
-        super().__init__(message, asset=asset, key=key, store_url=store_url)
-
-    def _context(self) -> dict[str, Any]:
-        return {**super()._context(), "model": self.model}
-
-    def _shown(self) -> dict[str, Any]:
-        return {"model": self.model, **super()._shown()}
 
 
 def first_error(group: BaseExceptionGroup[ModelkitError]) -> ModelkitError:
