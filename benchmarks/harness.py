@@ -302,6 +302,10 @@ class Harness:
                 AWS_DEFAULT_REGION="us-east-1",
                 AWS_REGION="us-east-1",
             )
+        if peer == "ours":
+            for item in self.args.ours_env:
+                name, _, value = item.partition("=")
+                extra[name] = value
         if peer == "modelkit":
             extra.update(MODELKIT_ASSETS_DIR=job["dest"], MODELKIT_STORAGE_PREFIX=PREFIX)
             if not offline:  # modelkit's offline mode is "no provider"
@@ -490,6 +494,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="a Settings field for ours (and the limit's request plan), e.g. "
         "max_load_threads=8; repeatable; default: aiomodelkit's defaults",
     )
+    parser.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for ours' processes only (e.g. MALLOC_ARENA_MAX=2)",
+    )
     parser.add_argument("--drop-caches", action="store_true", help="drop the page cache per run")
     parser.add_argument("--output", default=None, help="results name (default: quick / full)")
     parser.add_argument("--work-dir", default=None, help="scratch directory (default: a temp dir)")
@@ -571,6 +582,8 @@ def main(argv: list[str] | None = None) -> None:
     ours = ours_settings(args)
     if ours:
         notes.append(f"ours ran with non-default settings: {ours}")
+    if args.ours_env:
+        notes.append(f"ours ran with environment variables: {args.ours_env}")
     started = time.time()
     stores = sorted({store for items in plan.values() for store, _, _ in items})
     with ExitStack() as stack:
