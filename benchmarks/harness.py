@@ -36,6 +36,7 @@ from typing import Any
 
 import anyio
 
+from aiomodelkit import Settings
 from aiomodelkit.stores import GCSStore, S3Store, Store
 from aiomodelkit.testing import FakeGCSServer, SeaweedFSServer
 
@@ -60,6 +61,14 @@ psutil: Any = importlib.import_module("psutil")
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 PROFILES = RESULTS / "tmp" / "profiles"
+#: aiomodelkit settings recorded with the results (the defaults unless --ours-setting).
+REPORTED_SETTINGS = (
+    "max_connections",
+    "chunk_size",
+    "range_threshold",
+    "range_part_size",
+    "max_load_threads",
+)
 #: The run index of the extra profiled run (negative: left out of the medians).
 PROFILED = -2
 BUCKET = "bench"
@@ -580,6 +589,8 @@ def main(argv: list[str] | None = None) -> None:
             args.drop_caches = False
     name = args.output or ("quick" if args.quick else "full")
     ours = ours_settings(args)
+    # The settings ours really ran with: aiomodelkit's defaults, then --ours-setting.
+    effective = {name: Settings.model_fields[name].default for name in REPORTED_SETTINGS} | ours
     if ours:
         notes.append(f"ours ran with non-default settings: {ours}")
     if args.ours_env:
@@ -627,7 +638,7 @@ def main(argv: list[str] | None = None) -> None:
                         if w.kind == "graph"
                         else None,
                         "schedule_bound_s": list_schedule(
-                            GRAPH_W6, ours.get("max_load_threads", 4), w.load_scale
+                            GRAPH_W6, effective.get("max_load_threads", 4), w.load_scale
                         )
                         if w.kind == "graph"
                         else None,
@@ -637,6 +648,7 @@ def main(argv: list[str] | None = None) -> None:
                     }
                     for w in workloads.values()
                 },
+                "ours_settings": effective,
                 "notes": notes,
                 "records": harness.records,
             }

@@ -239,9 +239,19 @@ def markdown(data: dict[str, Any], chart: str | None) -> str:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".",
         "",
     ]
+    if data.get("ours_settings"):
+        settings = ", ".join(f"{k}={v}" for k, v in data["ours_settings"].items())
+        out += [f"aiomodelkit settings: {settings}.", ""]
     for note in data.get("notes", []):
         out.append(f"* {note}")
-    out += ["", "## Targets (issue 6)", "", "| target | measured | met |", "|---|---|---|"]
+    out += ["", "## Targets (issue 6)", ""]
+    if data.get("quick"):
+        out += [
+            "Quick subset: scaled-down sizes, so these rows only orient; the targets are defined "
+            "for the full sizes (`python -m benchmarks.harness`).",
+            "",
+        ]
+    out += ["| target | measured | met |", "|---|---|---|"]
     for label, value, met in targets(data):
         mark = "-" if met is None else ("yes" if met else "**no**")
         out.append(f"| {label} | {value} | {mark} |")
