@@ -393,6 +393,13 @@ async def _timed_async(job: dict[str, Any], result: dict[str, Any]) -> None:
         await anyio.Path(job["profile"]).write_text(f"{tree}\n\nBy self time:\n{flat}\n")
 
 
+def _describe(exc: BaseException) -> str:
+    """The error, with the leaves of an exception group (its own message says nothing)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(leaf) for leaf in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def run(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job; returns the result (``ok`` False with ``error`` on failure)."""
     result: dict[str, Any] = {"ok": True, "peer": job["peer"]}
@@ -409,7 +416,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         else:
             anyio.run(_timed_async, job, result)
     except BaseException as exc:  # reported to the harness, which records the failure
-        result.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+        result.update(ok=False, error=_describe(exc))
         traceback.print_exc(file=sys.stderr)
     result["cpu_s"] = _cpu_s() - cpu
     result["peak_rss_mib"] = _peak_rss_mib()

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AssetsManager"]
 
-#: Worker threads writing downloads to disk at once (each write is ~1 MiB).
-DISK_THREADS = 16
+#: Worker threads writing and hashing downloads at once (each write is ~1 MiB). Writes to
+#: the page cache are memory copies: a few threads keep up with any network, and each extra
+#: thread costs a malloc arena (peak RSS).
+DISK_THREADS = 4
 
 
 class AssetsManager:
@@ -122,6 +124,7 @@ class AssetsManager:
             disk=anyio.CapacityLimiter(DISK_THREADS),
             range_threshold=settings.range_threshold,
             part_size=settings.range_part_size,
+            ranges_per_object=settings.range_concurrency,
             max_attempts=settings.max_attempts,
             backoff=settings.retry_backoff,
             backoff_max=settings.retry_backoff_max,

@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from ._errors import ConfigError
+from ._transfer import RANGES_PER_OBJECT
 from .stores._base import DEFAULT_PREFIX, MiB, StoreOptions
 
 if TYPE_CHECKING:
@@ -89,7 +90,12 @@ class Settings(BaseSettings):
     range_threshold: int = Field(
         default=64 * MiB, ge=MiB, description="Objects at least this big are split into ranges."
     )
-    range_part_size: int = Field(default=16 * MiB, ge=MiB)
+    range_part_size: int = Field(default=8 * MiB, ge=MiB, description="The size of each range.")
+    range_concurrency: int = Field(
+        default=RANGES_PER_OBJECT,
+        ge=1,
+        description="Ranges of one object downloaded at once (each takes a connection).",
+    )
     max_attempts: int = Field(default=5, ge=1, le=100, description="Tries per object or part.")
     retry_backoff: float = Field(default=0.25, ge=0, description="First retry delay (s).")
     retry_backoff_max: float = Field(default=10.0, ge=0)

@@ -36,6 +36,7 @@ from ._errors import (
     first_error,
 )
 from ._events import BytesReceived, Event, EventCallback, ObjectDownloaded, Retrying
+from ._pacing import RequestPacer
 from .stores._base import MiB, ObjectInfo, Store
 
 if TYPE_CHECKING:
@@ -51,10 +52,12 @@ T = TypeVar("T")
 #: Bytes gathered from the network before one disk write (one worker-thread hop).
 WRITE_BUFFER = 1 * MiB
 #: Ranges of one object in flight at once (each also takes a connection of the budget).
-#: Eight 16 MiB ranges keep a link busy at 20 ms RTT, and keep the hashed prefix close
-#: behind the download.
-RANGES_PER_OBJECT = 8
-_HASH_BLOCK = 8 * MiB
+#: A cloud object store serves one connection at a fraction of a VM's link (S3: ~90 MB/s
+#: per connection against 10-25 Gbit/s), so one big object needs many connections. The
+#: hasher trails the in-flight span (32 x 8 MiB: ~0.2 s of hashing after the last byte).
+RANGES_PER_OBJECT = 32
+#: Bytes read back per call when hashing a ranged download (into one reused buffer).
+_HASH_BLOCK = 1 * MiB
 
 
 class TruncatedBodyError(StoreUnavailableError):
@@ -70,17 +73,21 @@ class TransferConfig:
         disk: bounds worker threads writing to disk.
         range_threshold: objects at least this big are fetched as concurrent ranges.
         part_size: the size of each range.
+        ranges_per_object: ranges of one object in flight at once.
         max_attempts: tries per object (or per range) on transient errors.
         backoff: the first retry delay, doubled each time, with full jitter.
         backoff_max: the longest retry delay.
+        pacer: spreads request starts over event-loop iterations.
         on_event: receives progress events.
     """
 
     connections: anyio.CapacityLimiter
     disk: anyio.CapacityLimiter
     batcher: WriteBatcher = field(default_factory=lambda: WriteBatcher())
+    pacer: RequestPacer = field(default_factory=lambda: RequestPacer())
     range_threshold: int = 64 * MiB
-    part_size: int = 16 * MiB
+    part_size: int = 8 * MiB
+    ranges_per_object: int = RANGES_PER_OBJECT
     max_attempts: int = 5
     backoff: float = 0.25
     backoff_max: float = 10.0
@@ -158,6 +165,7 @@ class _Sink:
         self.fd: int | None = None
         self.sha256 = hashlib.sha256() if sha256 else None
         self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self._hash_buffer: bytearray | None = None
 
     def open(self, size: int | None = None) -> None:
         if self.fd is None:
@@ -182,6 +190,7 @@ class _Sink:
         _write_all(self.fd, chunks, position)
 
     def close(self) -> None:
+        self._hash_buffer = None
         if self.fd is not None:
             fd, self.fd = self.fd, None
             os.close(fd)
@@ -197,14 +206,20 @@ class _Sink:
         page cache) while later ranges are still arriving.
         """
         assert self.fd is not None
+        # One buffer, reused: a fresh block per read would be allocated in this worker
+        # thread's malloc arena, and glibc keeps such arenas' memory (peak RSS grew by
+        # tens of MiB per hashing thread).
+        if self._hash_buffer is None:
+            self._hash_buffer = bytearray(_HASH_BLOCK)
+        view = memoryview(self._hash_buffer)
         while start < end:
-            block = os.pread(self.fd, min(_HASH_BLOCK, end - start), start)
-            if not block:
+            count = os.preadv(self.fd, [view[: min(_HASH_BLOCK, end - start)]], start)
+            if not count:
                 raise OSError(f"{self.path} is shorter than the bytes written to it")
             for digest in (self.sha256, self.md5):
                 if digest is not None:
-                    digest.update(block)
-            start += len(block)
+                    digest.update(view[:count])
+            start += count
 
     def hexdigests(self) -> tuple[str | None, str | None]:
         return (
@@ -328,6 +343,7 @@ async def with_retries(
 
     async def attempt() -> T:
         async with cfg.connections:
+            await cfg.pacer.admit()
             return await call()
 
     return await _attempts(cfg, asset, key, attempt)
@@ -359,37 +375,43 @@ async def _streamed(
     async def attempt() -> None:
         nonlocal written, token, total, expected_md5, first
         with _replaced_is_integrity(asset, key):
-            async with cfg.connections, store.read(key, offset=written, if_match=token) as stream:
-                if first:
-                    first = False
-                    _check_size(stream.info.size, entry, asset, key)
-                    total = stream.info.size
-                    token = stream.info.version_token
-                    expected_md5 = stream.info.md5
-                    if entry.sha256 is None and expected_md5 is not None:
-                        sink.md5 = hashlib.md5(usedforsecurity=False)
-                assert total is not None
-                buffer: list[bytes] = []
-                buffered = 0
-                async for chunk in stream:
-                    buffer.append(chunk)
-                    buffered += len(chunk)
-                    if written + buffered > total:
-                        raise IntegrityError(
-                            f"body is longer than the object's {total} bytes", asset=asset, key=key
-                        )
-                    cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
-                    if buffered >= WRITE_BUFFER:
-                        await anyio.to_thread.run_sync(sink.append, buffer, False, limiter=cfg.disk)
-                        written += buffered
-                        buffer, buffered = [], 0
-                last = written + buffered >= total
-                if last and sink.fd is None:
-                    # The whole object is in memory: write it with others in one hop.
-                    await cfg.batcher.run(partial(sink.append, buffer, True), cfg.disk)
-                else:
-                    await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
-                written += buffered
+            async with cfg.connections:
+                await cfg.pacer.admit()
+                async with store.read(key, offset=written, if_match=token) as stream:
+                    if first:
+                        first = False
+                        _check_size(stream.info.size, entry, asset, key)
+                        total = stream.info.size
+                        token = stream.info.version_token
+                        expected_md5 = stream.info.md5
+                        if entry.sha256 is None and expected_md5 is not None:
+                            sink.md5 = hashlib.md5(usedforsecurity=False)
+                    assert total is not None
+                    buffer: list[bytes] = []
+                    buffered = 0
+                    async for chunk in stream:
+                        buffer.append(chunk)
+                        buffered += len(chunk)
+                        if written + buffered > total:
+                            raise IntegrityError(
+                                f"body is longer than the object's {total} bytes",
+                                asset=asset,
+                                key=key,
+                            )
+                        cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
+                        if buffered >= WRITE_BUFFER:
+                            await anyio.to_thread.run_sync(
+                                sink.append, buffer, False, limiter=cfg.disk
+                            )
+                            written += buffered
+                            buffer, buffered = [], 0
+                    last = written + buffered >= total
+                    if last and sink.fd is None:
+                        # The whole object is in memory: write it with others in one hop.
+                        await cfg.batcher.run(partial(sink.append, buffer, True), cfg.disk)
+                    else:
+                        await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
+                    written += buffered
             if not last:
                 raise TruncatedBodyError(
                     f"body ended after {written} of {total} bytes", key=key, asset=asset
@@ -405,7 +427,7 @@ async def _ranged(
 ) -> None:
     """Concurrent ranged GETs pinned to one version of the object, written at offsets.
 
-    At most ``RANGES_PER_OBJECT`` ranges of one object are in flight, started in order, so
+    At most ``ranges_per_object`` ranges of one object are in flight, started in order, so
     the contiguous prefix of the file grows steadily and is hashed (in a worker thread)
     while the rest still downloads: verification costs a short tail, not a second pass.
     """
@@ -414,7 +436,7 @@ async def _ranged(
     starts = list(range(0, info.size, cfg.part_size))
     lengths = [min(cfg.part_size, info.size - start) for start in starts]
     progress = [0] * len(starts)  # bytes of each range on disk: a retry resumes there
-    window = anyio.CapacityLimiter(RANGES_PER_OBJECT)
+    window = anyio.CapacityLimiter(cfg.ranges_per_object)
     landed = anyio.Event()
 
     def frontier() -> int:
@@ -438,25 +460,26 @@ async def _ranged(
         async def attempt() -> None:
             with _replaced_is_integrity(asset, key):
                 done = progress[index]
-                async with (
-                    cfg.connections,
-                    store.read(
+                async with cfg.connections:
+                    await cfg.pacer.admit()
+                    async with store.read(
                         key, offset=offset + done, length=length - done, if_match=token
-                    ) as stream,
-                ):
-                    buffer: list[bytes] = []
-                    buffered = 0
-                    async for chunk in stream:
-                        buffer.append(chunk)
-                        buffered += len(chunk)
-                        cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
-                        if progress[index] + buffered > length:
-                            raise IntegrityError("range answer is too long", asset=asset, key=key)
-                        if buffered >= WRITE_BUFFER:
+                    ) as stream:
+                        buffer: list[bytes] = []
+                        buffered = 0
+                        async for chunk in stream:
+                            buffer.append(chunk)
+                            buffered += len(chunk)
+                            cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
+                            if progress[index] + buffered > length:
+                                raise IntegrityError(
+                                    "range answer is too long", asset=asset, key=key
+                                )
+                            if buffered >= WRITE_BUFFER:
+                                await write(buffer)
+                                buffer, buffered = [], 0
+                        if buffer:
                             await write(buffer)
-                            buffer, buffered = [], 0
-                    if buffer:
-                        await write(buffer)
                 if progress[index] < length:
                     raise TruncatedBodyError(
                         f"range ended after {progress[index]} of {length} bytes",

@@ -10,6 +10,12 @@ does no I/O. Choices that differ from aiobotocore's defaults, and why:
 * **Response checksums only when required.** The default validation costs CPU on every
   full GET and fails on servers that send whole-object checksums on ranged replies; assets
   are verified against our own SHA-256 anyway. Uploads still send botocore's CRC32.
+* **Less botocore work per request.** botocore spends about a sixth of its ~1 ms of CPU per
+  GET on work an asset fetcher does not need: rebuilding the User-Agent header twice per
+  request from a dozen components (we send a fixed ``aiomodelkit/... botocore/...`` string),
+  parsing ``Last-Modified`` with dateutil's general parser (HTTP dates and ISO 8601 have
+  fast exact parsers in the standard library) and validating parameters that this module
+  builds itself. Thousands of small objects are bound by this CPU, not by the network.
 * **Path-style addressing** for IP and ``localhost`` endpoints, which have no DNS for
   ``<bucket>.<host>``.
 * **Bodies are read in ``chunk_size`` pieces** (aiobotocore iterates 1 KiB chunks), each
@@ -18,19 +24,25 @@ does no I/O. Choices that differ from aiobotocore's defaults, and why:
 
 from __future__ import annotations
 
+import email.utils
 import functools
 import ipaddress
+import platform
 import re
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
+import aiobotocore  # type: ignore[import-untyped]
 import anyio
 import anyio.to_thread
+import botocore  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from aiobotocore.session import AioSession  # type: ignore[import-untyped]
 from botocore.configprovider import ConfiguredEndpointProvider  # type: ignore[import-untyped]
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER  # type: ignore[import-untyped]
 
 from aiomodelkit._errors import (
     BucketNotFoundError,
@@ -61,6 +73,12 @@ MULTIPART_THRESHOLD = 64 * MiB
 MULTIPART_PART_SIZE = 16 * MiB
 #: Parts uploaded at once; memory held is about this times the part size.
 MULTIPART_CONCURRENCY = 4
+
+#: Sent as the whole User-Agent header (botocore would rebuild its own twice per request).
+USER_AGENT = (
+    f"aiomodelkit/{__version__} aiobotocore/{aiobotocore.__version__} "
+    f"botocore/{botocore.__version__} Python/{platform.python_version()}"
+)
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -184,6 +202,9 @@ class S3Store:
             ).provide()
         )
         session.warm_up_loader_caches("s3")
+        session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
         extra: dict[str, Any] = {}
         if endpoint and _needs_path_style(endpoint):
             extra["s3"] = {"addressing_style": "path"}
@@ -193,7 +214,8 @@ class S3Store:
             read_timeout=self._options.read_timeout,
             retries={"total_max_attempts": 1, "mode": "standard"},
             response_checksum_validation="when_required",
-            user_agent_extra=f"aiomodelkit/{__version__}",
+            parameter_validation=False,  # every request is built here, typed
+            user_agent=USER_AGENT,
             **extra,
         )
         return session, config
@@ -503,6 +525,31 @@ def _strip_etag(etag: str | None) -> str | None:
 def _md5_of(etag: str | None) -> str | None:
     """The ETag when it is a plain MD5 (single-part upload), else None (multipart ``md5-N``)."""
     return etag if etag is not None and _MD5.fullmatch(etag) else None
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse a timestamp from an S3 response: an HTTP date (headers) or ISO 8601 (XML).
+
+    The standard library's exact parsers take microseconds where botocore's default
+    (dateutil's general parser) takes ~70 µs; anything else still goes to botocore's.
+
+    Example:
+        >>> parse_timestamp("Wed, 25 Nov 2026 02:46:18 GMT").isoformat()
+        '2026-11-25T02:46:18+00:00'
+        >>> parse_timestamp("2026-11-25T02:46:18.000Z").isoformat()
+        '2026-11-25T02:46:18+00:00'
+    """
+    try:
+        if value[:1].isdigit():
+            parsed = datetime.fromisoformat(value)
+        else:
+            parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        result: datetime = DEFAULT_TIMESTAMP_PARSER(value)
+        return result
+    return parsed
 
 
 def _needs_path_style(endpoint: str) -> bool:
