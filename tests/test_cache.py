@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from aiomodelkit._cache import AssetCache, _exchange, _is_stale, _owner
+from aiomodelkit._cache import AssetCache, VersionClaim, _exchange, _is_stale, _owner
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,3 +58,34 @@ def test_file_marker_without_file_is_incomplete(tmp_path: Path) -> None:
     assert not cache.is_complete("m", "1.0")
     (tmp_path / "m" / "1.0").write_text("data")
     assert cache.is_complete("m", "1.0")
+
+
+def test_a_claim_finds_the_copy_takes_the_lock_or_waits(tmp_path: Path) -> None:
+    cache = AssetCache(tmp_path)
+    mine = VersionClaim(cache, "m", "1.0", force=False, locking=True)
+    other = VersionClaim(cache, "m", "1.0", force=False, locking=True)
+    assert mine.attempt() is True  # nothing cached: ours to download
+    assert other.attempt() is False  # another process is downloading it
+    staging = cache.new_staging("m", "1.0", False)
+    staging.write_text("weights")
+    cache.publish("m", "1.0", staging, False)
+    # Published, the lock still held: the waiter takes the copy without the lock.
+    found = other.attempt()
+    assert found == (tmp_path / "m" / "1.0", None)
+    assert (mine.held, other.held) == (True, False)
+    mine.release()
+    assert not mine.held
+    forced = VersionClaim(cache, "m", "1.0", force=True, locking=True)
+    assert forced.attempt() is True  # force downloads again, under the lock
+    forced.release()
+
+
+def test_a_claim_without_locking_never_waits(tmp_path: Path) -> None:
+    cache = AssetCache(tmp_path)
+    first = VersionClaim(cache, "m", "1.0", force=False, locking=False)
+    second = VersionClaim(cache, "m", "1.0", force=False, locking=False)
+    assert first.attempt() is True
+    assert second.attempt() is True
+    assert not first.held
+    assert not second.held
+    assert not (tmp_path / ".locks").exists()

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import anyio.from_thread
+import filelock
 import pytest
 
 from aiomodelkit import (
@@ -23,11 +25,13 @@ from aiomodelkit import (
     DownloadError,
     DownloadStarted,
     Event,
+    FetchedAsset,
     IntegrityError,
     ObjectDownloaded,
     Settings,
     StoreUnavailableError,
 )
+from aiomodelkit._cache import AssetCache, CachedCopy, VersionClaim
 from aiomodelkit._events import Retrying
 from aiomodelkit.stores import LocalStore, MemoryStore, S3Store, Store
 from aiomodelkit.stores._base import MiB
@@ -478,6 +482,56 @@ async def test_processes_racing_download_once(tmp_path: Path, many_files: Path) 
     assert len({path for _, path in outputs}) == 1
     assert _tree(Path(outputs[0][1])) == _tree(many_files)
     assert _staging_left(tmp_path / "shared-cache") == []
+
+
+async def test_a_waiter_takes_a_copy_published_under_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch waiting for another process's download looks for the published copy too:
+    it returns it without waiting for the lock, which that process still holds here."""
+    store = MemoryStore()
+    source = tmp_path / "m.bin"
+    source.write_bytes(b"model")
+    async with AssetsManager(storage=store, settings=_settings(tmp_path / "publisher")) as am:
+        await am.new(source, "models/clf")
+    waiting = anyio.Event()
+    attempt = VersionClaim.attempt
+
+    def spy(claim: VersionClaim) -> CachedCopy | bool:
+        found = attempt(claim)
+        if found is False:
+            anyio.from_thread.run_sync(waiting.set)
+        return found
+
+    monkeypatch.setattr(VersionClaim, "attempt", spy)
+    cache = AssetCache(tmp_path / "cache")
+    lock_path = await anyio.to_thread.run_sync(cache.lock_path, "models/clf", "0.0")
+    other = filelock.FileLock(lock_path, thread_local=False)  # another process downloading
+    await anyio.to_thread.run_sync(other.acquire)
+    counted = InstrumentedStore(store)
+    results: list[FetchedAsset] = []
+    try:
+        async with (
+            AssetsManager(storage=counted, settings=_settings(tmp_path)) as waiter,
+            AssetsManager(storage=store, settings=_settings(tmp_path, cache_locking=False)) as it,
+        ):
+
+            async def wait() -> None:
+                results.append(await waiter.fetch("models/clf:0.0"))
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait)
+                    await waiting.wait()  # the waiter found the lock taken
+                    await it.fetch("models/clf:0.0")  # publishes; "its" lock stays held
+        assert other.is_locked
+    finally:
+        await anyio.to_thread.run_sync(other.release)
+    (fetched,) = results
+    assert fetched.from_cache
+    assert fetched.objects == 0
+    assert counted.requests == 0
+    assert fetched.path.read_bytes() == b"model"
 
 
 async def test_warm_start_never_opens_the_store(tmp_path: Path) -> None:

@@ -31,12 +31,15 @@ Every method blocks: call them from a worker thread.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import shutil
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
+
+import filelock
 
 from ._errors import InvalidStoreDataError, ModelkitError
 from ._layout import parse_meta, tree_checksum
@@ -47,7 +50,12 @@ if TYPE_CHECKING:
 
     from ._versioning import VersioningSystem
 
-__all__ = ["AssetCache"]
+__all__ = ["AssetCache", "CachedCopy", "VersionClaim"]
+
+logger = logging.getLogger("aiomodelkit")
+
+CachedCopy: TypeAlias = "tuple[Path, str | None]"
+"""A complete cached version: its path and the content checksum of its meta (if kept)."""
 
 _MARKER = ".SUCCESS"
 _STAGING = ".incomplete-"
@@ -71,11 +79,14 @@ class AssetCache:
 
     def __init__(self, assets_dir: Path) -> None:
         self.root = assets_dir.absolute()
+        self._real_root: Path | None = None  # resolved on first use (no I/O here)
 
     def version_path(self, name: str, version: str) -> Path:
         """The final path of a version; refuses anything that would leave the cache."""
         path = self.root / name / version
-        if not path.resolve().is_relative_to(self.root.resolve()):
+        if self._real_root is None:
+            self._real_root = self.root.resolve()
+        if not path.resolve().is_relative_to(self._real_root):
             raise InvalidStoreDataError(
                 "asset path resolves outside the assets directory", asset=name, key=str(path)
             )
@@ -95,17 +106,15 @@ class AssetCache:
         tmp.write_bytes(raw)
         os.replace(tmp, path)
 
-    def lookup(
-        self, name: str, version: str, sub_part: str | None
-    ) -> tuple[Path, str | None] | None:
+    def lookup(self, name: str, version: str, sub_part: str | None) -> CachedCopy | None:
         """A complete cached version: its path (with the sub-part) and content checksum.
 
         None if the version, or the sub-part inside it, is not in the cache. One call does
         everything a warm start needs, so it costs one worker-thread hop.
         """
-        if not self.is_complete(name, version):
-            return None
         path = self.version_path(name, version)
+        if not self._complete_at(path):
+            return None
         if sub_part is not None:
             path = path.joinpath(*sub_part.split("/"))
             if not path.exists():
@@ -131,7 +140,9 @@ class AssetCache:
 
     def is_complete(self, name: str, version: str) -> bool:
         """Whether a version is fully in the cache."""
-        path = self.version_path(name, version)
+        return self._complete_at(self.version_path(name, version))
+
+    def _complete_at(self, path: Path) -> bool:
         if path.is_dir():
             return (path / _MARKER).is_file()
         return path.is_file() and self._marker(path, False).is_file()
@@ -247,6 +258,76 @@ class AssetCache:
             tmp = tag.with_name(f"CACHEDIR.TAG{_STAGING}{_owner()}-{uuid.uuid4().hex[:8]}")
             tmp.write_text(_CACHEDIR_TAG)
             os.replace(tmp, tag)
+
+
+class VersionClaim:
+    """One fetch's attempt to become the process that downloads a version.
+
+    Each :meth:`attempt` is one blocking look (one worker-thread hop): it finds the version
+    complete, or takes the version's file lock, or sees another process holding it. A
+    waiter thus also notices a copy published before its downloader let go of the lock.
+
+    Args:
+        cache: the cache holding the version.
+        name: the asset name.
+        version: the exact version.
+        force: download even if a complete copy is there.
+        locking: take the cross-process lock (off where file locks hang).
+    """
+
+    def __init__(
+        self, cache: AssetCache, name: str, version: str, *, force: bool, locking: bool
+    ) -> None:
+        self._cache = cache
+        self._name = name
+        self._version = version
+        self._force = force
+        self._locking = locking
+        self._lock: filelock.BaseFileLock | None = None
+        self.held = False
+
+    @property
+    def what(self) -> str:
+        """``name:version``, for messages."""
+        return f"{self._name}:{self._version}"
+
+    def attempt(self) -> CachedCopy | bool:
+        """The complete cached copy; else True once this fetch may download (the lock is
+        held, stale staging of dead processes removed), or False while another has it."""
+        if not self._force and (found := self._complete()) is not None:
+            return found
+        if self._locking and self._lock is None:
+            try:
+                path = self._cache.lock_path(self._name, self._version)
+            except OSError as exc:
+                # A read-only cache can still serve hits; a download will fail later, clearly.
+                logger.debug(
+                    "no lock for %s:%s (%s); continuing without", self._name, self._version, exc
+                )
+                self._locking = False
+            else:
+                self._lock = filelock.FileLock(path, thread_local=False)
+        if self._lock is not None:
+            try:
+                self._lock.acquire(blocking=False)
+            except filelock.Timeout:
+                return False
+            self.held = True
+            # Another process may have published between our look and the lock.
+            if not self._force and (found := self._complete()) is not None:
+                self.release()
+                return found
+        self._cache.remove_stale(self._name, self._version)
+        return True
+
+    def release(self) -> None:
+        """Let go of the lock, if held."""
+        if self.held and self._lock is not None:
+            self.held = False
+            self._lock.release()
+
+    def _complete(self) -> CachedCopy | None:
+        return self._cache.lookup(self._name, self._version, None)
 
 
 def _exchange(new: Path, old: Path) -> bool:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
-import filelock
 
+from ._cache import VersionClaim
 from ._errors import (
     AssetNotFoundError,
     CacheError,
@@ -38,16 +38,16 @@ from ._layout import (
     tree_checksum,
     versions_key,
 )
-from ._singleflight import Memo, SingleFlight
+from ._singleflight import Batcher, Memo, SingleFlight
 from ._spec import AssetSpec, validate_relative_path
 from ._transfer import TransferConfig, download_object, with_retries
 from .stores._base import Store, read_small_object
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
-    from ._cache import AssetCache
+    from ._cache import AssetCache, CachedCopy
     from ._lockfile import LockFile
     from ._versioning import VersioningSystem
 
@@ -56,6 +56,10 @@ __all__ = ["FetchedAsset", "Fetcher", "IndexCache"]
 logger = logging.getLogger("aiomodelkit")
 #: How often a process waiting for another one's download says so.
 LOCK_LOG_INTERVAL = 10.0
+#: The first and the longest pause (seconds) between two looks at a version another process
+#: is downloading: its copy is picked up at most this long after it is published.
+LOCK_POLL_MIN = 0.01
+LOCK_POLL_MAX = 0.05
 
 IndexCache = Memo[str, list[str]]
 
@@ -89,6 +93,7 @@ class _Outcome:
     size: int
     objects: int
     checksum: str | None
+    path: Path  # the version's final path
 
 
 class Fetcher:
@@ -115,6 +120,8 @@ class Fetcher:
         self._lock = lock
         self._cache_locking = cache_locking
         self._flights: SingleFlight[tuple[str, str, bool], _Outcome] = SingleFlight()
+        # Small disk calls (cache lookups, lock attempts) of concurrent fetches share hops.
+        self._hops = Batcher()
 
     # -- resolution ---------------------------------------------------------------------
 
@@ -196,10 +203,11 @@ class Fetcher:
         """
         started = time.perf_counter()
         if not force and self._is_pinned(spec):
-            # The warm-start path: one worker-thread call, no request, no client.
+            # The warm-start path: no request, no client, and one worker-thread hop shared
+            # by every fetch that starts in the same pass of the event loop.
             assert spec.version is not None
-            hit = await anyio.to_thread.run_sync(
-                self._cache.lookup, spec.name, spec.version, spec.sub_part
+            hit = await self._hops.run(
+                partial(self._cache.lookup, spec.name, spec.version, spec.sub_part)
             )
             if hit is not None:
                 path, checksum = hit
@@ -215,10 +223,9 @@ class Fetcher:
         outcome = await self._flights.run(
             (spec.name, version, force), lambda: self._fetch_version(spec, version, force)
         )
-        final = await anyio.to_thread.run_sync(self._cache.version_path, spec.name, version)
-        path = final
+        path = outcome.path
         if spec.sub_part is not None:
-            path = final.joinpath(*spec.sub_part.split("/"))
+            path = path.joinpath(*spec.sub_part.split("/"))
             if not await anyio.Path(path).exists():
                 raise AssetNotFoundError(
                     f"sub-part {spec.sub_part!r} is not in version {version}", asset=str(spec)
@@ -239,24 +246,50 @@ class Fetcher:
 
     async def _fetch_version(self, spec: AssetSpec, version: str, force: bool) -> _Outcome:
         name = spec.name
-        if not force and await anyio.to_thread.run_sync(self._cache.is_complete, name, version):
-            return await self._hit(name, version)
         if self._offline or self._store is None:
-            raise AssetNotFoundError(
-                f"version {version} is not in the cache and {self._why_offline()}", asset=name
-            )
-        async with self._process_lock(name, version):
-            # Another process may have published while we waited for the lock.
-            if not force and await anyio.to_thread.run_sync(self._cache.is_complete, name, version):
-                return await self._hit(name, version)
-            await anyio.to_thread.run_sync(self._cache.remove_stale, name, version)
-            return await self._download(spec, version, force)
+            lookup = partial(self._cache.lookup, name, version, None)
+            found = None if force else await self._hops.run(lookup)
+            if found is None:
+                raise AssetNotFoundError(
+                    f"version {version} is not in the cache and {self._why_offline()}", asset=name
+                )
+            return self._hit(name, version, found)
+        claim = VersionClaim(self._cache, name, version, force=force, locking=self._cache_locking)
+        try:
+            found = await self._claim(claim)
+            if found is not None:
+                return self._hit(name, version, found)
+            return await self._download(spec, version, force, claim)
+        finally:
+            if claim.held:
+                with anyio.CancelScope(shield=True):
+                    await self._hops.run(claim.release)
 
-    async def _hit(self, name: str, version: str) -> _Outcome:
-        final = await anyio.to_thread.run_sync(self._cache.version_path, name, version)
-        self._transfer.emit(CacheHit(asset=name, version=version, path=final))
-        hit = await anyio.to_thread.run_sync(self._cache.lookup, name, version, None)
-        return _Outcome(0, 0, hit[1] if hit is not None else None)
+    async def _claim(self, claim: VersionClaim) -> CachedCopy | None:
+        """Wait (politely, cancellably) until the version is complete or ours to download.
+
+        Polls, because file locks have no async wait; the interval stays short so that a
+        waiter picks up another process's copy soon after it is published.
+        """
+        waited_since = time.monotonic()
+        next_log = waited_since + LOCK_LOG_INTERVAL
+        delay = LOCK_POLL_MIN
+        while (state := await self._hops.run(claim.attempt)) is False:
+            if time.monotonic() >= next_log:
+                logger.info(
+                    "waiting %.0f s for another process downloading %s",
+                    time.monotonic() - waited_since,
+                    claim.what,
+                )
+                next_log += LOCK_LOG_INTERVAL
+            await anyio.sleep(delay)
+            delay = min(delay * 2, LOCK_POLL_MAX)
+        return None if state is True else state
+
+    def _hit(self, name: str, version: str, found: CachedCopy) -> _Outcome:
+        path, checksum = found
+        self._transfer.emit(CacheHit(asset=name, version=version, path=path))
+        return _Outcome(0, 0, checksum, path)
 
     async def _read_meta(self, name: str, version: str) -> tuple[bytes, AssetMeta]:
         assert self._store is not None
@@ -280,7 +313,9 @@ class Fetcher:
             ) from None
         return raw, parse_meta(raw, name=name, version=version)
 
-    async def _download(self, spec: AssetSpec, version: str, force: bool) -> _Outcome:
+    async def _download(
+        self, spec: AssetSpec, version: str, force: bool, claim: VersionClaim
+    ) -> _Outcome:
         assert self._store is not None
         name = spec.name
         raw, meta = await self._read_meta(name, version)
@@ -298,31 +333,55 @@ class Fetcher:
             )
         try:
             try:
-                async with anyio.create_task_group() as tg:
-                    for entry in files:
+                # A pool of workers, not a task per object: spawning 2,000 tasks at once
+                # holds the event loop for tens of milliseconds. Twice the connection
+                # budget, so that workers waiting for their disk write leave the budget busy.
+                queue = iter(files)
+
+                async def worker() -> None:
+                    for entry in queue:  # shared: each entry is taken by one worker
                         key = data_key(name, version, entry.path if meta.is_directory else None)
                         target = staging / entry.path if meta.is_directory else staging
-                        tg.start_soon(self._object, key, target, entry, name)
+                        await self._object(key, target, entry, name)
+
+                workers = min(len(files), 2 * int(self._transfer.connections.total_tokens))
+                async with anyio.create_task_group() as tg:
+                    for _ in range(workers):
+                        tg.start_soon(worker)
             except* ModelkitError as group:
                 first = first_error(group)
                 raise first from first.__cause__
-            publish = partial(self._cache.publish, replace=force)
+            publish = partial(self._publish, name, version, staging, meta.is_directory, raw)
             with _cache_errors(name):
-                published = await anyio.to_thread.run_sync(
-                    publish, name, version, staging, meta.is_directory
-                )
+                published = await anyio.to_thread.run_sync(publish, force, claim)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._cache.discard, staging)
             raise
+        final = staging.with_name(version)  # staging sits beside its final path
+        if published:
+            self._transfer.emit(AssetPublished(asset=name, version=version, path=final, size=total))
+        return _Outcome(total, len(files), tree_checksum(meta), final)
+
+    def _publish(
+        self,
+        name: str,
+        version: str,
+        staging: Path,
+        is_directory: bool,
+        raw: bytes,
+        force: bool,
+        claim: VersionClaim,
+    ) -> bool:
+        # One worker-thread hop: keep the meta (first, so that whoever sees the version
+        # complete also finds its checksums), publish, and let go of the lock.
         try:
-            await anyio.to_thread.run_sync(self._cache.save_meta, name, version, raw)
+            self._cache.save_meta(name, version, raw)
         except OSError as exc:  # only feeds audit records: never fail a good download
             logger.warning("could not keep the meta of %s:%s: %s", name, version, exc)
-        if published:
-            final = staging.with_name(version)  # staging sits beside its final path
-            self._transfer.emit(AssetPublished(asset=name, version=version, path=final, size=total))
-        return _Outcome(total, len(files), tree_checksum(meta))
+        published = self._cache.publish(name, version, staging, is_directory, replace=force)
+        claim.release()
+        return published
 
     async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> None:
         assert self._store is not None
@@ -349,40 +408,6 @@ class Fetcher:
             entries.append(FileEntry(relpath, info.size))
         return tuple(entries)
 
-    @asynccontextmanager
-    async def _process_lock(self, name: str, version: str) -> AsyncIterator[None]:
-        """Hold the version's file lock; wait (politely, cancellably) while another has it."""
-        if not self._cache_locking:
-            yield
-            return
-        try:
-            path = await anyio.to_thread.run_sync(self._cache.lock_path, name, version)
-        except OSError as exc:
-            # A read-only cache can still serve hits; a download will fail later, clearly.
-            logger.debug("no lock for %s:%s (%s); continuing without", name, version, exc)
-            yield
-            return
-        lock = filelock.FileLock(path, thread_local=False)
-        waited_since = time.monotonic()
-        next_log = waited_since + LOCK_LOG_INTERVAL
-        delay = 0.01
-        while not await anyio.to_thread.run_sync(_try_acquire, lock):
-            if time.monotonic() >= next_log:
-                logger.info(
-                    "waiting %.0f s for another process downloading %s:%s",
-                    time.monotonic() - waited_since,
-                    name,
-                    version,
-                )
-                next_log += LOCK_LOG_INTERVAL
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        try:
-            yield
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(lock.release)
-
 
 @contextmanager
 def _cache_errors(asset: str) -> Iterator[None]:
@@ -397,14 +422,6 @@ def _cache_errors(asset: str) -> Iterator[None]:
         raise CacheError(
             f"cannot write the assets cache: {reason}", asset=asset, key=where
         ) from exc
-
-
-def _try_acquire(lock: filelock.BaseFileLock) -> bool:
-    try:
-        lock.acquire(blocking=False)
-    except filelock.Timeout:
-        return False
-    return True
 
 
 def _audit(fetched: FetchedAsset, checksum: str | None, duration: float) -> None:

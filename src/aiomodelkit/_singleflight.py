@@ -1,13 +1,15 @@
-"""Single-flight: concurrent callers asking for the same key share one execution."""
+"""Single-flight and batching: concurrent callers share one execution."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 
-__all__ = ["Memo", "SingleFlight"]
+__all__ = ["Batcher", "Memo", "SingleFlight"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -79,3 +81,86 @@ class Memo(Generic[K, V]):
             return value
 
         return await self._flight.run(key, compute)
+
+
+class _Round:
+    __slots__ = ("calls", "done", "error", "outcomes")
+
+    def __init__(self) -> None:
+        self.calls: list[Callable[[], Any]] = []
+        self.done = anyio.Event()
+        self.outcomes: list[tuple[bool, Any]] | None = None
+        self.error: BaseException | None = None
+
+
+class Batcher:
+    """Runs the small blocking calls made in one pass of the event loop in one worker thread.
+
+    The first caller leads a round: it yields once, so that the tasks started alongside it
+    (one per model, say) add their calls, then runs them all, in order, in one
+    worker-thread hop; each caller gets its own result or exception. Fifty warm-start
+    lookups thus cost one hop (and at most one new thread) instead of fifty. A round holds
+    at most ``MAX_CALLS`` calls; the next caller leads another. If a leader is cancelled
+    before its round ran, each waiter tries again; a call that ran returns to its caller
+    even if that caller was cancelled meanwhile (which it then sees at its next await).
+    """
+
+    #: Calls per round: enough for a warm start, few enough that slow disks still overlap.
+    MAX_CALLS = 64
+
+    def __init__(self) -> None:
+        self._open: _Round | None = None
+
+    async def run(self, fn: Callable[[], V]) -> V:
+        """``fn()`` in a worker thread, in a round with its neighbours."""
+        while True:
+            current = self._open
+            if current is None or len(current.calls) >= self.MAX_CALLS:
+                return cast("V", await self._lead(fn))
+            index = len(current.calls)
+            current.calls.append(fn)
+            # Shielded, as anyio.to_thread.run_sync is: a call that runs delivers its
+            # outcome (a lock it took, say) before the caller sees its cancellation.
+            with anyio.CancelScope(shield=True):
+                await current.done.wait()
+            if current.outcomes is not None:
+                return cast("V", _unwrap(current.outcomes[index]))
+            error = current.error
+            assert error is not None  # a round ends with outcomes or an error
+            if not isinstance(error, anyio.get_cancelled_exc_class()):
+                raise error
+
+    async def _lead(self, fn: Callable[[], Any]) -> Any:
+        current = _Round()
+        current.calls.append(fn)
+        self._open = current
+        try:
+            try:
+                await anyio.lowlevel.checkpoint()
+            finally:
+                if self._open is current:
+                    self._open = None  # later callers start the next round
+            current.outcomes = await anyio.to_thread.run_sync(_run_all, current.calls)
+        except BaseException as exc:
+            current.error = exc
+            raise
+        finally:
+            current.done.set()
+        return _unwrap(current.outcomes[0])
+
+
+def _run_all(calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    for fn in calls:
+        try:
+            outcomes.append((True, fn()))
+        except Exception as exc:  # delivered to the call's own caller
+            outcomes.append((False, exc))
+    return outcomes
+
+
+def _unwrap(outcome: tuple[bool, Any]) -> Any:
+    ok, value = outcome
+    if not ok:
+        raise value
+    return value

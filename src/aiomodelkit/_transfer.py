@@ -411,12 +411,14 @@ async def _streamed(
                             written += buffered
                             buffer, buffered = [], 0
                     last = written + buffered >= total
-                    if last and sink.fd is None:
-                        # The whole object is in memory: write it with others in one hop.
-                        await cfg.batcher.run(partial(sink.append, buffer, True), cfg.disk)
-                    else:
-                        await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
-                    written += buffered
+            # The body is read and the connection back in the pool: the last write must not
+            # hold a connection (under GIL contention a worker-thread write can take ms).
+            if last and sink.fd is None:
+                # The whole object is in memory: write it with others in one hop.
+                await cfg.batcher.run(partial(sink.append, buffer, True), cfg.disk)
+            else:
+                await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
+            written += buffered
             if not last:
                 raise TruncatedBodyError(
                     f"body ended after {written} of {total} bytes", key=key, asset=asset

@@ -13,7 +13,14 @@ import anyio
 import pytest
 from rich.console import Console
 
-from aiomodelkit import AssetNotFoundError, AssetResolved, AssetsManager, Event, Settings
+from aiomodelkit import (
+    AssetNotFoundError,
+    AssetResolved,
+    AssetsManager,
+    Event,
+    Settings,
+    _singleflight,
+)
 from aiomodelkit._errors import (
     DependencyCycleError,
     InvalidVersionError,
@@ -32,8 +39,10 @@ from aiomodelkit._status import (
     ModelState,
 )
 from aiomodelkit.stores import MemoryStore
+from aiomodelkit.testing import InstrumentedStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
 
@@ -708,3 +717,49 @@ async def test_override_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("AIOMODELKIT_MODELS_CLF_FILE")
     assert (await _predict_clf(store, with_dir))[0] == "override 0.0"
     assert (await _predict_clf(store, _settings(tmp_path)))[0] == "store"
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["online", "offline"])
+async def test_a_warm_start_looks_up_every_asset_in_one_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: bool
+) -> None:
+    """Pinned and cached: one worker-thread hop for every lookup, no store client."""
+    store = MemoryStore()
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"w")
+    keys = [f"m{index:02d}" for index in range(50)]
+    async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
+        for key in keys:
+            await am.new(source, f"models/{key}")
+            await am.fetch(f"models/{key}:0.0")
+    configurations = {key: {"asset": f"models/{key}:0.0"} for key in keys}
+
+    class Warm(Model[int, int]):
+        CONFIGURATIONS: ClassVar = configurations
+
+        async def _load(self) -> None:
+            assert self.asset_path is not None
+
+        def _predict(self, item: int) -> int:
+            return item
+
+    rounds: list[int] = []
+    run_all = _singleflight._run_all
+
+    def spy(calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        rounds.append(len(calls))
+        return run_all(calls)
+
+    monkeypatch.setattr(_singleflight, "_run_all", spy)
+    counted = InstrumentedStore(store)
+    settings = _settings(tmp_path, offline=offline)
+    async with (
+        AssetsManager(storage=counted, settings=settings) as am,
+        ModelLibrary([Warm], assets_manager=am, settings=settings) as lib,
+    ):
+        sources = {status.asset_source for status in lib.status().values()}
+        assert am.store is not None
+        assert not am.store.opened  # type: ignore[attr-defined]
+    assert sources == {"cache"}
+    assert rounds == [50]
+    assert counted.requests == 0
