@@ -80,6 +80,10 @@ USER_AGENT = (
     f"botocore/{botocore.__version__} Python/{platform.python_version()}"
 )
 
+#: What botocore loads to create an S3 client (see ``S3Store.__aenter__``).
+_BOTOCORE_DATA = ("_retry", "endpoints", "partitions", "sdk-default-configuration")
+_BOTOCORE_S3_MODELS = ("service-2", "endpoint-rule-set-1")
+
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -172,6 +176,14 @@ class S3Store:
         stack = AsyncExitStack()
         try:
             session, config = await anyio.to_thread.run_sync(self._prepare)
+            # botocore parses its JSON models with the GIL held (~70 ms for S3 in all), which
+            # stalls the event loop even from a worker thread: one file per hop, so that the
+            # loop runs between them (the longest single stall is then ~30 ms, not ~70).
+            loader = session.get_component("data_loader")
+            for name in _BOTOCORE_DATA:
+                await anyio.to_thread.run_sync(loader.load_data_with_path, name)
+            for name in _BOTOCORE_S3_MODELS:
+                await anyio.to_thread.run_sync(loader.load_service_model, "s3", name)
             with self._map_errors(None):
                 self._client = await stack.enter_async_context(
                     session.create_client(
@@ -201,7 +213,6 @@ class S3Store:
                 client_name="s3",
             ).provide()
         )
-        session.warm_up_loader_caches("s3")
         session.get_component("response_parser_factory").set_parser_defaults(
             timestamp_parser=parse_timestamp
         )
