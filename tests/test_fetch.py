@@ -12,6 +12,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -105,6 +106,50 @@ async def test_large_object_by_ranges(store_factory: StoreFactory, tmp_path: Pat
     # One HEAD (size and version token), then six pinned ranged GETs.
     assert store.count("stat", "models/big/0.0") - stats_before == 1
     assert store.count("read", "models/big/0.0") - reads_before == 6
+
+
+class _PeakReads(InstrumentedStore):
+    """Counts reads in flight (each held open a little, so that overlap shows)."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.in_flight = 0
+        self.peak = 0
+
+    def read(self, key: str, **kwargs: Any) -> Any:
+        outer: Any = super().read(key, **kwargs)
+        store = self
+
+        class _Held:
+            async def __aenter__(self) -> Any:
+                store.in_flight += 1
+                store.peak = max(store.peak, store.in_flight)
+                await anyio.sleep(0.02)
+                return await outer.__aenter__()
+
+            async def __aexit__(self, *exc: object) -> Any:
+                store.in_flight -= 1
+                return await outer.__aexit__(*exc)
+
+        return _Held()
+
+
+@pytest.mark.parametrize("ranges", [1, 3])
+async def test_range_concurrency_bounds_the_ranges_of_one_object(
+    tmp_path: Path, ranges: int
+) -> None:
+    data = os.urandom(8 * MiB + 5)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    store = _PeakReads(MemoryStore())
+    settings = _settings(
+        tmp_path, range_threshold=MiB, range_part_size=MiB, range_concurrency=ranges
+    )
+    async with AssetsManager(storage=store, settings=settings) as am:
+        await am.new(source, "models/big")
+        fetched = await am.fetch("models/big:0.0")
+    assert fetched.path.read_bytes() == data
+    assert store.peak == ranges  # 9 ranges, at most (and at some point exactly) this many at once
 
 
 @pytest.mark.seaweedfs
