@@ -1,9 +1,10 @@
 """One benchmark run of modelkit 0.1.3, in its own virtualenv (stdlib and modelkit only).
 
-Run by the harness as ``benchmarks/.venvs/modelkit-0.1.3/bin/python benchmarks/peer_modelkit.py
-JOB.json``; the last stdout line is the result. modelkit is configured the way its users do it,
-through ``MODELKIT_*`` variables (and ``S3_ENDPOINT`` / AWS variables for
-its boto3 driver, ``STORAGE_EMULATOR_HOST`` for google-cloud-storage), set by the harness.
+Run by the harness from the repository root, as
+``benchmarks/.venvs/modelkit-0.1.3/bin/python -m benchmarks.peer_modelkit JOB.json``; the last
+stdout line is the result. modelkit is configured the way its users do it, through
+``MODELKIT_*`` variables (and ``S3_ENDPOINT`` / AWS variables for its boto3 driver,
+``STORAGE_EMULATOR_HOST`` for google-cloud-storage), set by the harness.
 
 Kinds: ``fetch`` (``AssetsManager.fetch_asset`` for each spec, as modelkit does: one after
 another), ``warm`` and ``graph`` (``ModelLibrary`` with one configuration per model, built
@@ -13,35 +14,13 @@ in its constructor, as modelkit does). The clock starts after imports.
 from __future__ import annotations
 
 import json
-import os
-import resource
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-MiB = 1024 * 1024
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / MiB
-
-
-def _peak_rss_mib() -> float:
-    # VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still counts the parent's pages.
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from benchmarks._proc import MiB, cpu_s, peak_rss_mib, rss_mib
 
 
 def _fetch(job: dict[str, Any], result: dict[str, Any]) -> None:
@@ -90,8 +69,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
     if job.get("start_at") is not None:
         time.sleep(max(0.0, job["start_at"] - time.time()))
-    result["base_rss_mib"] = _rss_mib()
-    cpu = _cpu_s()
+    result["base_rss_mib"] = rss_mib()
+    cpu = cpu_s()
     start = time.perf_counter()
     result["started"] = time.time()
     try:
@@ -104,8 +83,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         traceback.print_exc(file=sys.stderr)
     result["wall_s"] = time.perf_counter() - start
     result["ended"] = time.time()
-    result["cpu_s"] = _cpu_s() - cpu
-    result["peak_rss_mib"] = _peak_rss_mib()
+    result["cpu_s"] = cpu_s() - cpu
+    result["peak_rss_mib"] = peak_rss_mib()
     return result
 
 

@@ -175,7 +175,7 @@ def start_peer(peer: str, job: dict[str, Any], env: dict[str, str]) -> subproces
     The job goes through a file beside the run's destination (``<dest>.job-N.json``).
     """
     if peer == "modelkit":
-        command = [str(MODELKIT_VENV / "bin" / "python"), str(BENCH_DIR / "peer_modelkit.py")]
+        command = [str(MODELKIT_VENV / "bin" / "python"), "-m", "benchmarks.peer_modelkit"]
     else:
         command = [sys.executable, "-m", "benchmarks.runner"]
     dest = Path(job["dest"])

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import resource
 import sys
 import time
 import traceback
@@ -30,28 +28,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-MiB = 1024 * 1024
+from ._proc import MiB, cpu_s, peak_rss_mib, rss_mib
+
 _TICK = 0.010
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / MiB
-
-
-def _peak_rss_mib() -> float:
-    # VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still counts the parent's pages.
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class LagMonitor:
@@ -404,8 +383,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job; returns the result (``ok`` False with ``error`` on failure)."""
     result: dict[str, Any] = {"ok": True, "peer": job["peer"]}
     _wait_for_start(job)
-    result["base_rss_mib"] = _rss_mib()
-    cpu = _cpu_s()
+    result["base_rss_mib"] = rss_mib()
+    cpu = cpu_s()
     try:
         if job["peer"] in _SYNC:
             start = time.perf_counter()
@@ -418,8 +397,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     except BaseException as exc:  # reported to the harness, which records the failure
         result.update(ok=False, error=_describe(exc))
         traceback.print_exc(file=sys.stderr)
-    result["cpu_s"] = _cpu_s() - cpu
-    result["peak_rss_mib"] = _peak_rss_mib()
+    result["cpu_s"] = cpu_s() - cpu
+    result["peak_rss_mib"] = peak_rss_mib()
     return result
 
 

@@ -1,0 +1,31 @@
+"""Process measurements shared by the peer runners (stdlib only: modelkit's venv imports it)."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+MiB = 1024 * 1024
+
+
+def rss_mib() -> float:
+    """The process's resident memory now."""
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / MiB
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident memory."""
+    # VmHWM, not ru_maxrss: after fork + exec, ru_maxrss still counts the parent's pages.
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_s() -> float:
+    """User + system CPU seconds of the process so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
