@@ -47,6 +47,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
+from aiomodelkit.testing._process import BackgroundServer
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -599,7 +601,7 @@ class LatencyProxy:
         await self.aclose()
 
 
-class ThreadedLatencyProxy:
+class ThreadedLatencyProxy(BackgroundServer):
     """A :class:`LatencyProxy` on its own event loop in a daemon thread, for sync code.
 
     Same arguments as :class:`LatencyProxy`; use as a context manager or ``start()`` /
@@ -644,18 +646,6 @@ class ThreadedLatencyProxy:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _nodelay(transport: asyncio.BaseTransport) -> None:

@@ -19,13 +19,12 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from typing import IO, TYPE_CHECKING, Self
+from typing import IO, TYPE_CHECKING
 
-from ._process import free_port, read_tail, stop_process
+from ._process import BackgroundServer, free_port, read_tail, stop_process
 
 if TYPE_CHECKING:
     from pathlib import Path
-    from types import TracebackType
 
 __all__ = ["FakeGCSServer"]
 
@@ -34,7 +33,7 @@ _HOST = "127.0.0.1"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class FakeGCSServer:
+class FakeGCSServer(BackgroundServer):
     """A fake-gcs-server on ``127.0.0.1``, in memory, started on entry and stopped on exit.
 
     Point a store at it with ``GCSStore(bucket, api_root=server.endpoint_url)`` (or set
@@ -68,18 +67,6 @@ class FakeGCSServer:
         if self._port is None:
             raise RuntimeError("fake-gcs-server is not running; use it as a context manager")
         return f"http://{_HOST}:{self._port}"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start the server and wait until it answers.

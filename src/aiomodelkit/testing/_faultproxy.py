@@ -42,6 +42,7 @@ from ._faults import (
     describe_request,
     error_body,
 )
+from ._process import BackgroundServer
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -62,7 +63,7 @@ _HOP_BY_HOP = frozenset(
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
-class FaultProxy:
+class FaultProxy(BackgroundServer):
     """A reverse proxy on ``127.0.0.1`` that forwards to ``upstream`` and injects faults.
 
     Args:
@@ -186,18 +187,6 @@ class FaultProxy:
             return list(self._errors)
 
     # -- lifecycle --------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Run the proxy on its own event loop in a daemon thread; returns once it listens.

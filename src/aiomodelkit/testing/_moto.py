@@ -14,12 +14,9 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from typing import IO, TYPE_CHECKING, Self
+from typing import IO
 
-from ._process import free_port, read_tail, stop_process
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from ._process import BackgroundServer, free_port, read_tail, stop_process
 
 __all__ = ["MotoServer"]
 
@@ -28,7 +25,7 @@ _HOST = "127.0.0.1"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class MotoServer:
+class MotoServer(BackgroundServer):
     """A moto S3 server on ``127.0.0.1``, started on entry and stopped on exit.
 
     moto accepts any credentials and keeps everything in memory; :meth:`reset` empties it.
@@ -62,18 +59,6 @@ class MotoServer:
         if self._port is None:
             raise RuntimeError("the moto server is not running; use it as a context manager")
         return f"http://{_HOST}:{self._port}"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start the server and wait until it answers.

@@ -6,9 +6,12 @@ import contextlib
 import signal
 import socket
 import subprocess
-from typing import IO
+from typing import IO, TYPE_CHECKING, Self
 
-__all__ = ["free_port", "port_is_free", "read_tail", "stop_process"]
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["BackgroundServer", "free_port", "port_is_free", "read_tail", "stop_process"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,3 +57,28 @@ def stop_process(
     finally:
         if output is not None:
             output.close()
+
+
+class BackgroundServer:
+    """A server that runs in the background between ``start()`` and ``stop()``.
+
+    Subclasses define both; ``with server:`` starts it and always stops it.
+    """
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

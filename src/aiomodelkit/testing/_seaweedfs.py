@@ -19,12 +19,9 @@ import time
 import uuid
 import weakref
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, Any
 
-from ._process import port_is_free, read_tail, stop_process
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from ._process import BackgroundServer, port_is_free, read_tail, stop_process
 
 __all__ = ["SeaweedFSServer"]
 
@@ -50,7 +47,7 @@ def weed_binary() -> Path:
     return Path(found)
 
 
-class SeaweedFSServer:
+class SeaweedFSServer(BackgroundServer):
     """A SeaweedFS S3 gateway with one random identity, every listener on ``127.0.0.1``.
 
     Args:
@@ -86,18 +83,6 @@ class SeaweedFSServer:
         if self._port is None:
             raise RuntimeError("the SeaweedFS server is not running; use it as a context manager")
         return f"http://{_HOST}:{self._port}"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start ``weed mini`` and wait until it accepts a signed create-bucket.
