@@ -24,17 +24,16 @@ does no I/O. Choices that differ from aiobotocore's defaults, and why:
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import ipaddress
 import platform
 import re
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import aiobotocore  # type: ignore[import-untyped]
+import aiohttp
 import anyio
 import anyio.to_thread
 import botocore  # type: ignore[import-untyped]
@@ -42,7 +41,7 @@ import botocore.exceptions  # type: ignore[import-untyped]
 from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from aiobotocore.session import AioSession  # type: ignore[import-untyped]
 from botocore.configprovider import ConfiguredEndpointProvider  # type: ignore[import-untyped]
-from botocore.parsers import DEFAULT_TIMESTAMP_PARSER  # type: ignore[import-untyped]
+from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
 from aiomodelkit._errors import (
     BucketNotFoundError,
@@ -54,10 +53,12 @@ from aiomodelkit._errors import (
 from aiomodelkit._version import __version__
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
+from ._s3_direct import DirectGetter, parse_timestamp, ssl_context
 from ._s3_errors import error_code, error_status, map_s3_errors
 from ._s3_multipart import MIN_PART_SIZE, upload_in_parts
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncIterator, Iterator, Mapping
     from contextlib import AbstractContextManager
     from pathlib import Path
@@ -147,6 +148,7 @@ class S3Store:
         self._part_size = multipart_part_size
         self._stack: AsyncExitStack | None = None
         self._client: S3Client | None = None
+        self._direct: DirectGetter | None = None
         self._bucket_seen = False
 
     def __repr__(self) -> str:
@@ -175,7 +177,7 @@ class S3Store:
             raise RuntimeError(f"{self!r} is already open")
         stack = AsyncExitStack()
         try:
-            session, config = await anyio.to_thread.run_sync(self._prepare)
+            session, config, tls = await anyio.to_thread.run_sync(self._prepare)
             # botocore parses its JSON models with the GIL held (~70 ms for S3 in all), which
             # stalls the event loop even from a worker thread: one file per hop, so that the
             # loop runs between them (the longest single stall is then ~30 ms, not ~70).
@@ -185,7 +187,7 @@ class S3Store:
             for name in _BOTOCORE_S3_MODELS:
                 await anyio.to_thread.run_sync(loader.load_service_model, "s3", name)
             with self._map_errors(None):
-                self._client = await stack.enter_async_context(
+                self._client = client = await stack.enter_async_context(
                     session.create_client(
                         "s3",
                         endpoint_url=self._endpoint_url,
@@ -194,6 +196,31 @@ class S3Store:
                         **{k: v for k, v in self._credentials.items() if v is not None},
                     )
                 )
+            http = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(
+                        limit=self._options.max_connections, ssl=tls if tls is not None else True
+                    ),
+                    timeout=aiohttp.ClientTimeout(
+                        sock_connect=self._options.connect_timeout,
+                        sock_read=self._options.read_timeout,
+                    ),
+                    headers={"User-Agent": USER_AGENT},
+                    skip_auto_headers=("Accept-Encoding",),
+                    auto_decompress=False,  # the object's bytes, whatever its Content-Encoding
+                    trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as botocore honours them
+                )
+            )
+            credentials: Any = None
+            if self._credentials["aws_access_key_id"] is not None:
+                credentials = Credentials(
+                    self._credentials["aws_access_key_id"],
+                    self._credentials["aws_secret_access_key"],
+                    self._credentials["aws_session_token"],
+                )
+            else:  # the chain create_client used (the session caches what it found)
+                credentials = await session.get_credentials()
+            self._direct = DirectGetter(client, http, credentials)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await stack.aclose()
@@ -201,7 +228,7 @@ class S3Store:
         self._stack = stack
         return self
 
-    def _prepare(self) -> tuple[Any, Any]:
+    def _prepare(self) -> tuple[Any, Any, ssl.SSLContext | None]:
         # Runs in a worker thread: botocore reads its config files and JSON models
         # synchronously, and the event loop must not wait on disk.
         session = AioSession()
@@ -226,10 +253,16 @@ class S3Store:
             retries={"total_max_attempts": 1, "mode": "standard"},
             response_checksum_validation="when_required",
             parameter_validation=False,  # every request is built here, typed
+            # botocore presigns S3 URLs with SigV2 unless told otherwise; AWS refuses SigV2
+            # in every region opened since 2014 and for every bucket made since mid-2020.
+            signature_version="s3v4",
             user_agent=USER_AGENT,
             **extra,
         )
-        return session, config
+        tls = None
+        if not endpoint or endpoint.startswith("https:"):
+            tls = ssl_context(session.get_config_variable("ca_bundle"))
+        return session, config, tls
 
     async def __aexit__(
         self,
@@ -241,7 +274,7 @@ class S3Store:
 
     async def aclose(self) -> None:
         """Close the client and its connection pool; idempotent."""
-        stack, self._stack, self._client = self._stack, None, None
+        stack, self._stack, self._client, self._direct = self._stack, None, None, None
         if stack is not None:
             with anyio.CancelScope(shield=True):
                 await stack.aclose()
@@ -321,7 +354,8 @@ class S3Store:
             raise StoreError(
                 f"invalid range: offset={offset}, length={length}", key=key, store_url=self.url
             )
-        client = self._require_client()
+        self._require_client()
+        assert self._direct is not None
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._full(key)}
         if if_match is not None:
             params["IfMatch"] = if_match
@@ -333,7 +367,7 @@ class S3Store:
         with self._map_errors(key):
             if length != 0:
                 try:
-                    response = await client.get_object(**params)
+                    response = await self._direct.get_object(params)
                 except botocore.exceptions.ClientError as exc:
                     if error_status(exc) != 416:
                         raise
@@ -536,31 +570,6 @@ def _strip_etag(etag: str | None) -> str | None:
 def _md5_of(etag: str | None) -> str | None:
     """The ETag when it is a plain MD5 (single-part upload), else None (multipart ``md5-N``)."""
     return etag if etag is not None and _MD5.fullmatch(etag) else None
-
-
-def parse_timestamp(value: str) -> datetime:
-    """Parse a timestamp from an S3 response: an HTTP date (headers) or ISO 8601 (XML).
-
-    The standard library's exact parsers take microseconds where botocore's default
-    (dateutil's general parser) takes ~70 µs; anything else still goes to botocore's.
-
-    Example:
-        >>> parse_timestamp("Wed, 25 Nov 2026 02:46:18 GMT").isoformat()
-        '2026-11-25T02:46:18+00:00'
-        >>> parse_timestamp("2026-11-25T02:46:18.000Z").isoformat()
-        '2026-11-25T02:46:18+00:00'
-    """
-    try:
-        if value[:1].isdigit():
-            parsed = datetime.fromisoformat(value)
-        else:
-            parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        result: datetime = DEFAULT_TIMESTAMP_PARSER(value)
-        return result
-    return parsed
 
 
 def _needs_path_style(endpoint: str) -> bool:

@@ -1,0 +1,260 @@
+"""GETs signed by botocore's SigV4 signer and sent by aiohttp: a third of the CPU per GET.
+
+botocore's request pipeline (about a dozen event hooks, endpoint-ruleset parameters, the
+retry handler, response parsing into a dict) costs about 0.6 ms of CPU per ``GetObject``
+even after :class:`~aiomodelkit.stores.S3Store`'s trimming, and thousands of small objects
+are bound by that CPU, not by the network. Yet for one bucket the only part of it that
+changes from one GET to the next is the key and the signature. So, once per bucket,
+botocore presigns a probe URL, which tells where the bucket's objects live (its endpoint
+rules: addressing style, region, FIPS, dual-stack, access points) and how requests there
+are signed (the credential scope's region and service). Then each GET is that base URL plus
+the key, quoted as botocore quotes it, signed with botocore's own ``S3SigV4Auth`` and the
+client's credentials (refreshed as botocore refreshes them), and sent over one aiohttp
+session. Measured side by side on SeaweedFS (2,000 GETs of 16 KiB, 64 in flight): 0.60 ms
+of client CPU per GET through ``get_object``, 0.21 ms this way.
+
+botocore keeps everything this does not handle, so that its behaviour applies unchanged:
+buckets whose probe URL is not plain SigV4 (SigV4a, S3 Express sessions, anonymous
+clients) use ``get_object``, and so do redirects and region errors (botocore's redirector
+finds the bucket's region; the bucket's route is then probed again). Other error answers
+are parsed here into the ``ClientError`` that botocore would raise, so they map to the same
+errors of ours.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import inspect
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
+
+import botocore.exceptions  # type: ignore[import-untyped]
+import yarl
+from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER  # type: ignore[import-untyped]
+from botocore.utils import percent_encode  # type: ignore[import-untyped]
+
+from ._s3_errors import error_code
+
+if TYPE_CHECKING:
+    import aiohttp
+    from types_aiobotocore_s3 import S3Client
+
+__all__ = ["DirectGetter", "client_error", "parse_route", "parse_timestamp", "ssl_context"]
+
+#: The key of the URL presigned once per bucket to learn its route (never requested).
+_PROBE = "aiomodelkit-probe"
+#: An error answer is a short XML document; read at most this much of it.
+MAX_ERROR_BODY = 64 * 1024
+#: Error codes that mean "wrong region or endpoint": botocore's redirector knows what to do.
+_REDIRECT_CODES = frozenset(
+    {"AuthorizationHeaderMalformed", "AuthorizationQueryParametersError", "PermanentRedirect",
+     "TemporaryRedirect", "IllegalLocationConstraintException"}
+)  # fmt: skip
+
+
+def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """A verifying TLS context with botocore's CA bundle (``AWS_CA_BUNDLE`` / ``ca_bundle``
+    when set, else certifi's), so both transports trust the same certificates.
+
+    Blocking (reads the bundle): call it from a worker thread.
+    """
+    from botocore.httpsession import get_cert_path  # type: ignore[import-untyped]
+
+    return ssl.create_default_context(cafile=get_cert_path(ca_bundle or True))
+
+
+class DirectBody:
+    """A GET's body, read with ``read(n)``; ``close`` keeps the connection when drained."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; ``b""`` at the end of the body."""
+        return await self._response.content.read(size)
+
+    def close(self) -> None:
+        """Return the connection to the pool if the body was read to its end, else drop it."""
+        if self._response.content.is_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where a bucket's objects are and how requests to them are signed."""
+
+    base: str  # URL of the key "" (ends with "/" in path style or at the host root)
+    region: str
+    service: str
+
+
+class DirectGetter:
+    """Sends ``GetObject`` requests signed for ``client``'s buckets over ``session``.
+
+    Args:
+        client: the aiobotocore S3 client (routes, and takes the requests this cannot).
+        session: an aiohttp session with ``auto_decompress=False`` (the bytes are the
+            object's, whatever its ``Content-Encoding``).
+        credentials: the client's credentials (botocore ``Credentials`` or aiobotocore's
+            refreshable ones), or None when it has none (then botocore does every GET).
+    """
+
+    def __init__(self, client: S3Client, session: aiohttp.ClientSession, credentials: Any) -> None:
+        self._client = client
+        self._session = session
+        self._credentials = credentials
+        self._routes: dict[str, _Route | None] = {}
+
+    async def get_object(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``client.get_object(**params)``, answered with the keys S3Store reads.
+
+        ``params`` holds ``Bucket`` and ``Key``, and optionally ``Range`` and ``IfMatch``.
+
+        Raises:
+            botocore.exceptions.ClientError: the server answered an error (as botocore
+                would raise it); aiohttp errors pass through (the caller maps both).
+        """
+        bucket = params["Bucket"]
+        route = self._routes[bucket] if bucket in self._routes else await self._route(bucket)
+        if route is None:
+            return dict(await self._client.get_object(**params))
+        request = AWSRequest(method="GET", url=route.base + percent_encode(params["Key"], "/~"))
+        if "Range" in params:
+            request.headers["Range"] = params["Range"]
+        if "IfMatch" in params:
+            request.headers["If-Match"] = params["IfMatch"]
+        frozen = self._credentials.get_frozen_credentials()
+        if inspect.isawaitable(frozen):  # aiobotocore's refreshable credentials
+            frozen = await frozen
+        S3SigV4Auth(frozen, route.service, route.region).add_auth(request)
+        # encoded=True: the URL is sent as it was signed; yarl must not requote it.
+        response = await self._session.get(
+            yarl.URL(request.url, encoded=True),
+            headers=dict(request.headers.items()),
+            allow_redirects=False,
+        )
+        if response.status in (200, 206):
+            return _as_botocore(response)
+        try:
+            body = await response.content.read(MAX_ERROR_BODY)
+        finally:
+            response.close()
+        error = client_error(response.status, body)
+        if response.status in (301, 307) or error_code(error) in _REDIRECT_CODES:
+            self._routes.pop(bucket, None)  # probe again after botocore's redirector ran
+            return dict(await self._client.get_object(**params))
+        raise error
+
+    async def _route(self, bucket: str) -> _Route | None:
+        route = None
+        if self._credentials is not None:
+            url = await self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": _PROBE}, ExpiresIn=60
+            )
+            route = parse_route(url)
+        self._routes[bucket] = route
+        return route
+
+
+def parse_route(url: str) -> _Route | None:
+    """The route a presigned URL of the probe key shows, if it is plain SigV4.
+
+    Example:
+        >>> parse_route(
+        ...     "https://b.s3.eu-west-3.amazonaws.com/aiomodelkit-probe?X-Amz-Algorithm="
+        ...     "AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261125%2Feu-west-3%2Fs3%2Faws4_request"
+        ... )
+        _Route(base='https://b.s3.eu-west-3.amazonaws.com/', region='eu-west-3', service='s3')
+    """
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if query.get("X-Amz-Algorithm") != ["AWS4-HMAC-SHA256"] or not parts.path.endswith(_PROBE):
+        return None
+    if any(name.lower() == "x-amz-s3session-token" for name in query):
+        return None  # S3 Express: its own session credentials
+    scope = query.get("X-Amz-Credential", [""])[0].split("/")
+    if len(scope) != 5 or scope[4] != "aws4_request":
+        return None
+    base = f"{parts.scheme}://{parts.netloc}{parts.path[: -len(_PROBE)]}"
+    return _Route(base=base, region=scope[2], service=scope[3])
+
+
+def _as_botocore(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    headers = response.headers
+    answer: dict[str, Any] = {
+        "Body": DirectBody(response),
+        "ContentLength": int(headers.get("Content-Length", "0")),
+    }
+    for name, header in (
+        ("ContentRange", "Content-Range"),
+        ("ETag", "ETag"),
+        ("ServerSideEncryption", "x-amz-server-side-encryption"),
+        ("SSECustomerAlgorithm", "x-amz-server-side-encryption-customer-algorithm"),
+    ):
+        if header in headers:
+            answer[name] = headers[header]
+    if "Last-Modified" in headers:
+        answer["LastModified"] = parse_timestamp(headers["Last-Modified"])
+    return answer
+
+
+def client_error(status: int, body: bytes) -> botocore.exceptions.ClientError:
+    """The ``ClientError`` botocore raises for an S3 error answer (``Code`` and ``Message``
+    from its XML body; the status alone when the body is not one).
+
+    Example:
+        >>> xml = b"<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+        >>> error = client_error(404, xml)
+        >>> error.response["Error"], error.response["ResponseMetadata"]["HTTPStatusCode"]
+        ({'Code': 'NoSuchKey', 'Message': 'gone'}, 404)
+    """
+    code, message = str(status), ""
+    try:
+        root = ElementTree.fromstring(body) if body else None
+    except ElementTree.ParseError:
+        root = None
+    if root is not None:
+        code = root.findtext("Code") or code
+        message = root.findtext("Message") or ""
+    return botocore.exceptions.ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "GetObject",
+    )
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse a timestamp from an S3 response: an HTTP date (headers) or ISO 8601 (XML).
+
+    The standard library's exact parsers take microseconds where botocore's default
+    (dateutil's general parser) takes ~70 µs; anything else still goes to botocore's.
+
+    Example:
+        >>> parse_timestamp("Wed, 25 Nov 2026 02:46:18 GMT").isoformat()
+        '2026-11-25T02:46:18+00:00'
+        >>> parse_timestamp("2026-11-25T02:46:18.000Z").isoformat()
+        '2026-11-25T02:46:18+00:00'
+    """
+    try:
+        if value[:1].isdigit():
+            parsed = datetime.fromisoformat(value)
+        else:
+            parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        result: datetime = DEFAULT_TIMESTAMP_PARSER(value)
+        return result
+    return parsed
