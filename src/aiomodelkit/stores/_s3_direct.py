@@ -15,8 +15,8 @@ of client CPU per GET through ``get_object``, 0.21 ms this way.
 
 botocore keeps everything this does not handle, so that its behaviour applies unchanged:
 buckets whose probe URL is not plain SigV4 (SigV4a, S3 Express sessions, anonymous
-clients) use ``get_object``, and so do redirects and region errors (botocore's redirector
-finds the bucket's region; the bucket's route is then probed again). Other error answers
+clients) use ``get_object``, and so do buckets that answer a redirect or a region error
+(botocore's redirector finds their region, and keeps it for the client). Other error answers
 are parsed here into the ``ClientError`` that botocore would raise, so they map to the same
 errors of ours.
 """
@@ -151,7 +151,7 @@ class DirectGetter:
             response.close()
         error = client_error(response.status, body)
         if response.status in (301, 307) or error_code(error) in _REDIRECT_CODES:
-            self._routes.pop(bucket, None)  # probe again after botocore's redirector ran
+            self._routes[bucket] = None  # from now on botocore, which follows it, does all
             return dict(await self._client.get_object(**params))
         raise error
 
