@@ -1,10 +1,11 @@
 """Pacing request starts, so that a burst of downloads never starves the event loop.
 
 Starting a request costs CPU on the event loop (signing and sending an S3 GET: about
-0.2 ms; a request through botocore's whole pipeline: about half a millisecond). When 64 downloads start at once, asyncio runs all 64 starts in one
-loop iteration, and every other task of the application (a web server's requests, a
-health check) waits behind them: 30-60 ms of event-loop lag. Worse, the requests then
-travel in lockstep: their answers arrive together, and the next 64 starts pile up again.
+0.2 ms; a request through botocore's whole pipeline: about half a millisecond). When 64
+downloads start at once, asyncio runs all 64 starts in one loop iteration, and every other
+task of the application (a web server's requests, a health check) waits behind them: 30-60
+ms of event-loop lag. Worse, the requests then travel in lockstep: their answers arrive
+together, and the next 64 starts pile up again.
 
 :class:`RequestPacer` admits at most ``per_tick`` request starts per loop iteration; the
 others wait, first come first served, for the following iterations. It does not lower the
