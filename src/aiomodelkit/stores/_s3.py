@@ -452,9 +452,10 @@ class S3Store:
             want = size if remaining is None else min(size, remaining)
             with self._map_errors(key):
                 try:
-                    with anyio.fail_after(self._options.read_timeout):
-                        chunk: bytes = await body.read(want if not skip else min(size, skip))
-                except TimeoutError as exc:  # ours, or aiohttp's socket read timeout
+                    # Both transports (aiohttp for direct GETs, aiobotocore's) enforce
+                    # read_timeout as an idle timeout per socket read: no timer of our own.
+                    chunk: bytes = await body.read(want if not skip else min(size, skip))
+                except TimeoutError as exc:  # aiohttp's ServerTimeoutError
                     raise StoreUnavailableError(
                         f"the body stalled for over {self._options.read_timeout} s",
                         key=key,
