@@ -210,7 +210,6 @@ class S3Store:
                     headers={"User-Agent": USER_AGENT},
                     skip_auto_headers=("Accept-Encoding",),
                     auto_decompress=False,  # the object's bytes, whatever its Content-Encoding
-                    trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as botocore honours them
                 )
             )
             credentials: Any = None

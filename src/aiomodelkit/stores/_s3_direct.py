@@ -23,6 +23,7 @@ errors of ours.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import inspect
 import ssl
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+from urllib.request import getproxies, proxy_bypass
 from xml.etree import ElementTree
 
 import botocore.exceptions  # type: ignore[import-untyped]
@@ -44,7 +46,14 @@ if TYPE_CHECKING:
     import aiohttp
     from types_aiobotocore_s3 import S3Client
 
-__all__ = ["DirectGetter", "client_error", "parse_route", "parse_timestamp", "ssl_context"]
+__all__ = [
+    "DirectGetter",
+    "client_error",
+    "env_proxy",
+    "parse_route",
+    "parse_timestamp",
+    "ssl_context",
+]
 
 #: The key of the URL presigned once per bucket to learn its route (never requested).
 _PROBE = "aiomodelkit-probe"
@@ -97,6 +106,8 @@ class _Route:
     path: str  # the path of the key "" (ends with "/<bucket>/" in path style, else "/")
     region: str
     service: str
+    proxy: yarl.URL | None = None  # HTTP(S)_PROXY for this origin, unless NO_PROXY covers it
+    proxy_headers: dict[str, str] | None = None  # Proxy-Authorization, from the proxy URL
 
 
 class DirectGetter:
@@ -153,6 +164,8 @@ class DirectGetter:
             yarl.URL(route.origin + path, encoded=True),
             headers=signed,
             allow_redirects=False,
+            proxy=route.proxy,
+            proxy_headers=route.proxy_headers,
         )
         if response.status in (200, 206):
             return _as_botocore(response)
@@ -203,13 +216,46 @@ def parse_route(url: str) -> _Route | None:
         host = f"[{host}]"  # IPv6
     if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
         host += f":{parts.port}"
+    proxy, proxy_headers = env_proxy(parts.scheme, parts.hostname or "")
     return _Route(
         origin=f"{parts.scheme}://{parts.netloc}",
         host=host,
         path=path,
         region=scope[2],
         service=scope[3],
+        proxy=proxy,
+        proxy_headers=proxy_headers,
     )
+
+
+def env_proxy(scheme: str, host: str) -> tuple[yarl.URL | None, dict[str, str] | None]:
+    """The proxy that ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` give ``host``, as
+    botocore reads them, and the ``Proxy-Authorization`` header its URL's credentials make.
+
+    Looked up once per bucket: aiohttp's ``trust_env`` would read the environment and
+    ``~/.netrc`` (in a worker thread) on every request.
+
+    Example:
+        >>> import os
+        >>> os.environ["HTTPS_PROXY"] = "http://me:pw@proxy.internal:3128"
+        >>> os.environ["NO_PROXY"] = "localhost,127.0.0.1"
+        >>> env_proxy("https", "s3.amazonaws.com")
+        (URL('http://proxy.internal:3128'), {'Proxy-Authorization': 'Basic bWU6cHc='})
+        >>> env_proxy("https", "127.0.0.1")
+        (None, None)
+        >>> del os.environ["HTTPS_PROXY"], os.environ["NO_PROXY"]
+    """
+    if proxy_bypass(host):
+        return None, None
+    found = getproxies().get(scheme)
+    if not found:
+        return None, None
+    proxy = yarl.URL(found)
+    if proxy.user is None:
+        return proxy, None
+    secret = f"{proxy.user}:{proxy.password or ''}".encode()
+    header = {"Proxy-Authorization": "Basic " + base64.b64encode(secret).decode()}
+    return proxy.with_user(None), header
 
 
 def _as_botocore(response: aiohttp.ClientResponse) -> dict[str, Any]:
