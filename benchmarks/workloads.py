@@ -1,4 +1,4 @@
-"""The workloads W1-W7: deterministic data, published with aiomodelkit's publisher.
+"""The workloads W1-W7 (and W6-wide): deterministic data, published with aiomodelkit's publisher.
 
 Every file is seeded random bytes (incompressible, reproducible) and its SHA-256 is kept, so
 each run's output is checked after the clock stops. Publishing goes through
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GRAPH_W6",
+    "GRAPH_W6_WIDE",
     "Asset",
     "FileSpec",
     "GraphModel",
@@ -89,7 +90,8 @@ class Asset:
 
 @dataclass(frozen=True)
 class GraphModel:
-    """One model of W6: its declared ``_load`` time and its dependencies."""
+    """One model of a graph workload (W6, W6-wide): its declared ``_load`` time and its
+    dependencies."""
 
     key: str
     load_s: float
@@ -120,6 +122,23 @@ GRAPH_W6: tuple[GraphModel, ...] = (
     GraphModel("m19", 0.2, ("m16", "m17", "m18")),
 )
 
+#: The task heads' load times, cycled over ``h00``..``h15``.
+_HEAD_LOADS = (0.7, 0.8, 0.6, 0.7)
+
+#: W6-wide: two tokenizers, sixteen task heads, two ensembles: the wide, shallow graph of a
+#: typical multi-task serving library. Head ``hNN`` depends on tokenizer ``t{NN % 2}``,
+#: ensemble ``e0`` on ``h00``..``h07`` and ``e1`` on ``h08``..``h15``. Its critical path is
+#: 0.3 + 0.8 + 0.1 = 1.2 s and the sum of its loads 12.0 s, so a sequential loader is at least
+#: 10x slower than the critical path: unlike W6 (6.6 s over 1.7 s, at most ~5.3x with the
+#: fetches), it leaves room for the ">= 10x modelkit's library" target.
+GRAPH_W6_WIDE: tuple[GraphModel, ...] = (
+    GraphModel("t0", 0.3),
+    GraphModel("t1", 0.3),
+    *(GraphModel(f"h{i:02d}", _HEAD_LOADS[i % 4], (f"t{i % 2}",)) for i in range(16)),
+    GraphModel("e0", 0.1, tuple(f"h{i:02d}" for i in range(8))),
+    GraphModel("e1", 0.1, tuple(f"h{i:02d}" for i in range(8, 16))),
+)
+
 
 def critical_path(graph: tuple[GraphModel, ...], scale: float = 1.0) -> float:
     """The longest chain of declared load times: no startup can beat it.
@@ -127,6 +146,8 @@ def critical_path(graph: tuple[GraphModel, ...], scale: float = 1.0) -> float:
     Example:
         >>> round(critical_path(GRAPH_W6), 3)
         1.7
+        >>> round(critical_path(GRAPH_W6_WIDE), 3), round(critical_path(GRAPH_W6_WIDE, 0.25), 3)
+        (1.2, 0.3)
     """
     finish: dict[str, float] = {}
     for model in graph:  # declared in dependency order
@@ -142,6 +163,8 @@ def list_schedule(graph: tuple[GraphModel, ...], threads: int, scale: float = 1.
     Example:
         >>> round(list_schedule(GRAPH_W6, 4), 3), round(list_schedule(GRAPH_W6, 8), 3)
         (2.2, 1.7)
+        >>> round(list_schedule(GRAPH_W6_WIDE, 16), 3)
+        1.2
     """
     models = {m.key: m for m in graph}
     done: dict[str, float] = {}
@@ -168,10 +191,12 @@ class Workload:
 
     Attributes:
         kind: ``fetch`` (cold download of every asset), ``warm`` (W5: library start on a
-            full cache, offline), ``graph`` (W6: library cold start) or ``multi`` (W7:
-            several processes fetch the same asset at once).
+            full cache, offline), ``graph`` (W6, W6-wide: library cold start) or ``multi``
+            (W7: several processes fetch the same asset at once).
         processes: for ``multi``, how many processes start together.
-        load_scale: multiplies W6's declared load times.
+        load_scale: multiplies the graph's declared load times.
+        graph: for ``graph``, the models (in dependency order), one per asset: asset
+            ``bench/<workload>/<key>`` is model ``<key>``'s.
     """
 
     key: str
@@ -180,6 +205,11 @@ class Workload:
     assets: list[Asset]
     processes: int = 1
     load_scale: float = 1.0
+    graph: tuple[GraphModel, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "graph" and not self.graph:
+            raise ValueError(f"graph workload {self.key} has no graph")
 
     @property
     def size(self) -> int:
@@ -199,8 +229,16 @@ def _dir(name: str, groups: list[tuple[int, int, str]]) -> Asset:
     return Asset(name, files, directory=True)
 
 
+def _graph_assets(name: str, graph: tuple[GraphModel, ...]) -> list[Asset]:
+    """One 2 MiB file asset per model of a graph workload, ``bench/<name>/<key>``."""
+    return [
+        Asset(f"bench/{name}/{m.key}", [FileSpec("", 2 * MiB, f"{name}/{m.key}")], directory=False)
+        for m in graph
+    ]
+
+
 def workloads(quick: bool) -> dict[str, Workload]:
-    """W1-W7, full size or scaled down for ``--quick``."""
+    """W1-W7 and W6-wide (``w6w``), full size or scaled down for ``--quick``."""
     q = quick
     w4 = _dir(
         "bench/w4",
@@ -214,10 +252,6 @@ def workloads(quick: bool) -> dict[str, Workload]:
     w5 = [
         Asset(f"bench/w5/m{i:02d}", [FileSpec("", 64 * KiB, f"w5/{i}")], directory=False)
         for i in range(50)
-    ]
-    w6 = [
-        Asset(f"bench/w6/{m.key}", [FileSpec("", 2 * MiB, f"w6/{m.key}")], directory=False)
-        for m in GRAPH_W6
     ]
     return {
         "w1": Workload("w1", f"W1 1 x {w1.size // MiB} MiB", "fetch", [w1]),
@@ -239,8 +273,17 @@ def workloads(quick: bool) -> dict[str, Workload]:
             "w6",
             "W6 cold start, 20-model graph",
             "graph",
-            w6,
+            _graph_assets("w6", GRAPH_W6),
             load_scale=0.25 if q else 1.0,
+            graph=GRAPH_W6,
+        ),
+        "w6w": Workload(
+            "w6w",
+            "W6-wide cold start, 20 models (2 tokenizers, 16 heads, 2 ensembles)",
+            "graph",
+            _graph_assets("w6w", GRAPH_W6_WIDE),
+            load_scale=0.25 if q else 1.0,
+            graph=GRAPH_W6_WIDE,
         ),
         "w7": Workload("w7", "W7 4 processes on W4", "multi", [w4], processes=4),
     }

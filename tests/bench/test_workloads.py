@@ -1,0 +1,114 @@
+"""The graph workloads of the benchmarks (W6, W6-wide): shapes, bounds, and the harness' wiring."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+from benchmarks import harness, workloads
+from benchmarks.workloads import (
+    GRAPH_W6,
+    GRAPH_W6_WIDE,
+    GraphModel,
+    Workload,
+    critical_path,
+    list_schedule,
+)
+
+MiB = 1024 * 1024
+
+
+def test_doctests() -> None:
+    result = doctest.testmod(workloads)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize("graph", [GRAPH_W6, GRAPH_W6_WIDE], ids=["w6", "w6w"])
+def test_graph_is_in_dependency_order(graph: tuple[GraphModel, ...]) -> None:
+    seen: set[str] = set()
+    for model in graph:
+        assert set(model.deps) <= seen, f"{model.key} is declared before a dependency"
+        assert model.key not in seen
+        seen.add(model.key)
+    assert len(graph) == 20
+
+
+def test_w6_is_unchanged() -> None:
+    assert critical_path(GRAPH_W6) == pytest.approx(1.7)
+    assert sum(m.load_s for m in GRAPH_W6) == pytest.approx(6.6)
+
+
+def test_w6_wide_shape() -> None:
+    models = {m.key: m for m in GRAPH_W6_WIDE}
+    assert [m.key for m in GRAPH_W6_WIDE] == [
+        "t0",
+        "t1",
+        *(f"h{i:02d}" for i in range(16)),
+        "e0",
+        "e1",
+    ]
+    assert models["t0"] == GraphModel("t0", 0.3)
+    assert models["t1"] == GraphModel("t1", 0.3)
+    loads = [0.7, 0.8, 0.6, 0.7]
+    for i in range(16):
+        assert models[f"h{i:02d}"] == GraphModel(f"h{i:02d}", loads[i % 4], (f"t{i % 2}",))
+    assert models["e0"] == GraphModel("e0", 0.1, tuple(f"h{i:02d}" for i in range(8)))
+    assert models["e1"] == GraphModel("e1", 0.1, tuple(f"h{i:02d}" for i in range(8, 16)))
+
+
+def test_w6_wide_bounds() -> None:
+    assert critical_path(GRAPH_W6_WIDE) == pytest.approx(1.2)
+    assert critical_path(GRAPH_W6_WIDE, 0.25) == pytest.approx(0.3)
+    assert sum(m.load_s for m in GRAPH_W6_WIDE) == pytest.approx(12.0)
+    # aiomodelkit's default 16 load threads run every head at once: the critical path.
+    assert list_schedule(GRAPH_W6_WIDE, 16) == pytest.approx(1.2)
+    # A sequential loader's floor is 10x the critical path: ">= 10x modelkit" is reachable.
+    assert list_schedule(GRAPH_W6_WIDE, 1) == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize("quick", [True, False])
+@pytest.mark.parametrize(("key", "graph"), [("w6", GRAPH_W6), ("w6w", GRAPH_W6_WIDE)])
+def test_graph_workloads(quick: bool, key: str, graph: tuple[GraphModel, ...]) -> None:
+    workload = workloads.workloads(quick)[key]
+    assert workload.kind == "graph"
+    assert workload.graph is graph
+    assert workload.load_scale == (0.25 if quick else 1.0)
+    assert len(workload.assets) == 20
+    assert [a.name for a in workload.assets] == [f"bench/{key}/{m.key}" for m in graph]
+    for asset in workload.assets:
+        assert not asset.directory
+        assert [(f.rel, f.size) for f in asset.files] == [("", 2 * MiB)]
+    assert workload.size == 20 * 2 * MiB
+    assert workload.objects == 20
+
+
+def test_graph_workload_needs_a_graph() -> None:
+    with pytest.raises(ValueError, match="no graph"):
+        Workload("wx", "no graph", "graph", [])
+
+
+def test_harness_models_follow_the_workload_graph() -> None:
+    workload = workloads.workloads(quick=True)["w6w"]
+    models = {m["key"]: m for m in harness._models(workload)}
+    assert list(models) == [m.key for m in GRAPH_W6_WIDE]
+    assert models["t1"]["deps"] == []
+    assert models["h03"]["deps"] == ["t1"]
+    assert models["h03"]["load_s"] == pytest.approx(0.7 * 0.25)
+    assert models["e1"]["deps"] == [f"h{i:02d}" for i in range(8, 16)]
+    assert models["e1"]["spec"] == "bench/w6w/e1:0.0"
+
+
+@pytest.mark.parametrize("matrix", [harness.MATRIX, harness.QUICK_MATRIX], ids=["full", "quick"])
+def test_w6w_runs_wherever_w6_does(matrix: dict[str, list[str]]) -> None:
+    assert any("w6" in keys for keys in matrix.values())
+    for keys in matrix.values():
+        assert ("w6" in keys) == ("w6w" in keys)
+
+
+def test_plan_accepts_w6w() -> None:
+    args = harness._parse(["--quick", "--workloads", "w6w"])
+    plan = harness._plan(args, workloads.workloads(quick=True), ["ours", "limit", "modelkit"])
+    assert list(plan) == ["rtt20"]
+    [(store, workload, peers)] = plan["rtt20"]
+    assert (store, workload.key, peers) == ("s3", "w6w", ["ours", "modelkit"])
