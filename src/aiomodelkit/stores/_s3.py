@@ -220,7 +220,8 @@ class S3Store:
                     self._credentials["aws_session_token"],
                 )
             else:  # the chain create_client used (the session caches what it found)
-                credentials = await session.get_credentials()
+                with self._map_errors(None):
+                    credentials = await session.get_credentials()
             self._direct = DirectGetter(client, http, credentials)
         except BaseException:
             with anyio.CancelScope(shield=True):
