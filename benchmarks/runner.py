@@ -132,7 +132,14 @@ def _model_classes(job: dict[str, Any]) -> list[Any]:
 
 
 async def _ours_library(job: dict[str, Any], result: dict[str, Any]) -> None:
-    from aiomodelkit import AssetsManager, ModelLibrary, Settings
+    from aiomodelkit import (
+        AssetsManager,
+        BytesReceived,
+        Event,
+        ModelEvent,
+        ModelLibrary,
+        Settings,
+    )
     from aiomodelkit.testing import InstrumentedStore
 
     models = _model_classes(job)
@@ -140,13 +147,36 @@ async def _ours_library(job: dict[str, Any], result: dict[str, Any]) -> None:
     settings = Settings(
         assets_dir=Path(job["dest"]), offline=job.get("offline", False), **job.get("settings", {})
     )
-    async with (
-        AssetsManager(storage=store, settings=settings) as am,
-        ModelLibrary(models, settings=settings, assets_manager=am) as library,
-    ):
-        assert library.ready
-        result["models"] = len(library.status())
+    start = time.perf_counter()
+    # The library's and the manager's timeline (every event but BytesReceived), in seconds
+    # from the clock's start, and the first time of each kind: where the time goes.
+    marks: dict[str, float] = {}
+    events: list[tuple[str, str, float]] = []
+
+    def mark(name: str) -> None:
+        marks.setdefault(name, round(time.perf_counter() - start, 4))
+
+    def on_event(event: Event | ModelEvent) -> None:
+        if isinstance(event, BytesReceived):
+            return
+        kind = type(event).__name__
+        mark(kind)
+        who = event.model if isinstance(event, ModelEvent) else event.asset
+        events.append((who, kind, round(time.perf_counter() - start, 4)))
+
+    async with AssetsManager(storage=store, settings=settings, on_event=on_event) as am:
+        mark("manager_open")
+        async with ModelLibrary(
+            models, settings=settings, assets_manager=am, on_event=on_event
+        ) as library:
+            mark("library_ready")
+            assert library.ready
+            result["models"] = len(library.status())
+        mark("library_closed")
+    mark("manager_closed")
     result["requests_self"] = store.requests
+    result["timeline_s"] = marks
+    result["events"] = events
 
 
 # -- the limit and the other asyncio peers ----------------------------------------------

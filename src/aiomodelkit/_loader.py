@@ -1,8 +1,17 @@
 """The engine under ``ModelLibrary``: one task per model, single-flight, timeline events.
 
-Each model's task locates its asset at once (a verbatim path, the override dir, or a fetch
-through the shared assets manager), then waits for its dependencies, then awaits ``_load``
-(a sync one in a worker thread, under one limiter). A key is loaded by one task at a time:
+Each model's task locates its asset (a verbatim path, the override dir, or a fetch through
+the shared assets manager), then waits for its dependencies, then awaits ``_load`` (a sync
+one in a worker thread, under one limiter).
+
+Assets are fetched dependencies first: a model's fetch starts once the assets of the models
+it depends on are on disk (fetched, found or failed), not at once with them. A model can
+never load before its dependencies have loaded, so its own fetch still overlaps their
+loads, and it leaves the link, the store and the CPU to the assets that can load first:
+the leaves of the graph, whose loads start the critical path. On a 20-model graph at 20 ms
+RTT this brings the first load ~130 ms earlier (``benchmarks``, W6-wide). What it costs:
+fetches along one chain of dependencies no longer overlap each other, which matters only
+when loads are much shorter than fetches. A key is loaded by one task at a time:
 other callers wait for that attempt's event, and if the attempt was cancelled, the next
 caller starts again. Every failure becomes one :class:`LoadError`, recorded once, in order.
 """
@@ -67,6 +76,7 @@ class Slot:
     status: ModelStatus
     model: Model[Any, Any] | None = None
     running: anyio.Event | None = None  # set when the attempt in flight ends
+    located: anyio.Event | None = None  # set when the pending attempt's asset is located
 
 
 class Loader:
@@ -113,6 +123,14 @@ class Loader:
                 others are cancelled, and concurrent failures are added as notes.
         """
         closure = self.graph.closure(keys)
+        gated: list[Slot] = []
+        for key in closure:
+            # Before any task runs, so that a dependent whose task runs first still waits
+            # for its dependencies' assets (see _await_dependency_assets).
+            slot = self.slots[key]
+            if slot.model is None and slot.status.error is None and slot.located is None:
+                slot.located = anyio.Event()
+                gated.append(slot)
 
         async def run(key: str) -> None:
             try:
@@ -137,6 +155,13 @@ class Loader:
                 if other is not first and not isinstance(other.__cause__, LoadError):
                     first.add_note(f"also failed: {other}")
             raise first from first.__cause__
+        finally:
+            # Each model's attempt opens its gate; this covers a task cancelled before its
+            # first step. A gate whose attempt (another caller's) is in flight stays: that
+            # attempt opens it.
+            for slot in gated:
+                if slot.running is None:
+                    _release(slot)
 
     async def close(self) -> None:
         """Close every loaded model, dependents first; errors are logged, not raised."""
@@ -170,8 +195,10 @@ class Loader:
         slot = self.slots[key]
         while True:
             if slot.model is not None:
+                _release(slot)
                 return slot.model
             if slot.status.error is not None:
+                _release(slot)
                 # Raised again for each caller: drop the last raise's frames, keep the cause.
                 raise slot.status.error.with_traceback(None)
             if slot.running is not None:
@@ -182,12 +209,17 @@ class Loader:
                 await self._load_one(slot)
             finally:
                 slot.running = None
+                _release(slot)
                 done.set()
 
     async def _load_one(self, slot: Slot) -> None:
         phase = "fetching the asset"
         try:
-            path = await self._locate(slot)
+            await self._await_dependency_assets(slot)
+            try:
+                path = await self._locate(slot)
+            finally:
+                _release(slot)
             dependencies = {}
             for local, target in slot.conf.model_dependencies.items():
                 phase = f"dependency {target!r}"
@@ -229,6 +261,15 @@ class Loader:
         self._update(slot, state=ModelState.LOADED, load_finished=end)
         self._emit(ModelLoadFinished(model=slot.key, at=end, seconds=end - start))
 
+    async def _await_dependency_assets(self, slot: Slot) -> None:
+        """Wait until the assets of ``slot``'s dependencies are located (see the module
+        docstring). Only dependencies gated by :meth:`load` and not located yet are waited
+        for; each gate opens when its model's attempt has located the asset or ended."""
+        for target in slot.conf.model_dependencies.values():
+            located = self.slots[target].located
+            if located is not None:
+                await located.wait()
+
     async def _locate(self, slot: Slot) -> Path | None:
         plan = slot.plan
         if plan.spec is None and plan.path is None:
@@ -261,6 +302,14 @@ class Loader:
             )
         )
         return found.path
+
+
+def _release(slot: Slot) -> None:
+    """Let the models waiting for ``slot``'s asset go on: it is located, or never will be
+    by this attempt (failed, cancelled, or loaded already)."""
+    located, slot.located = slot.located, None
+    if located is not None:
+        located.set()
 
 
 def _leaves(group: BaseExceptionGroup[LoadError]) -> list[LoadError]:

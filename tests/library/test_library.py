@@ -173,6 +173,84 @@ async def test_assets_are_fetched_while_dependencies_load(tmp_path: Path) -> Non
     assert top.load_started >= base.load_finished
 
 
+async def test_dependents_are_fetched_after_their_dependencies_assets(tmp_path: Path) -> None:
+    store = MemoryStore()
+    for name in ("tok", "head1", "head2", "solo"):
+        await publish(store, tmp_path, f"models/{name}", name)
+    events: list[Event | ModelEvent] = []
+    heads_fetched = anyio.Event()
+
+    def on_event(event: Event | ModelEvent) -> None:
+        events.append(event)
+        fetched = {e.model for e in events if isinstance(e, ModelFetchFinished)}
+        if {"head1", "head2"} <= fetched:
+            heads_fetched.set()
+
+    class Tok(Model[int, int]):
+        CONFIGURATIONS: ClassVar = {"tok": {"asset": "models/tok"}}
+
+        async def _load(self) -> None:
+            # Deadlocks (and fails after 1 s) unless the heads fetch while "tok" loads.
+            with anyio.fail_after(1):
+                await heads_fetched.wait()
+
+        def _predict(self, item: int) -> int:
+            return item
+
+    class Head(Model[int, int]):
+        CONFIGURATIONS: ClassVar = {
+            "head1": {"asset": "models/head1", "model_dependencies": ["tok"]},
+            "head2": {"asset": "models/head2", "model_dependencies": ["tok"]},
+            "solo": {"asset": "models/solo"},
+        }
+
+        def _predict(self, item: int) -> int:
+            return item
+
+    settings = _settings(tmp_path)
+    async with (
+        AssetsManager(storage=store, settings=settings) as am,
+        ModelLibrary([Head, Tok], assets_manager=am, on_event=on_event) as lib,
+    ):
+        assert lib.ready
+    position = {(type(e).__name__, getattr(e, "model", "")): i for i, e in enumerate(events)}
+    for head in ("head1", "head2"):
+        assert position[("ModelFetchStarted", head)] > position[("ModelFetchFinished", "tok")]
+    # a model without dependencies is not held back
+    assert position[("ModelFetchStarted", "solo")] < position[("ModelFetchFinished", "tok")]
+
+
+async def test_a_failed_dependency_fetch_lets_its_dependents_go_on(tmp_path: Path) -> None:
+    store = MemoryStore()
+    await publish(store, tmp_path, "models/head", "head")
+
+    class Missing(Model[int, int]):
+        CONFIGURATIONS: ClassVar = {"clf": {"asset": "models/missing:1"}}
+
+        def _predict(self, item: int) -> int:
+            return item
+
+    class Head(Model[int, int]):
+        CONFIGURATIONS: ClassVar = {
+            "head": {"asset": "models/head", "model_dependencies": ["clf"]},
+        }
+
+        def _predict(self, item: int) -> int:
+            return item
+
+    settings = _settings(tmp_path)
+    with anyio.fail_after(5):
+        async with (
+            AssetsManager(storage=store, settings=settings) as am,
+            ModelLibrary([Missing, Head], assets_manager=am, allow_partial=True) as lib,
+        ):
+            status = lib.status()
+    assert status["clf"].state is ModelState.FAILED
+    assert status["head"].state is ModelState.FAILED
+    assert status["head"].fetch_finished is not None  # its own asset was still fetched
+    assert "dependency 'clf' failed" in str(status["head"].error)
+
+
 async def test_validation_can_be_switched_on_for_the_library(tmp_path: Path) -> None:
     class Parse(Model[int, int]):
         CONFIGURATIONS: ClassVar = {"parse": {}}

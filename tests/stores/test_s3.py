@@ -7,6 +7,7 @@ stalled bodies and ignored ranges.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from aiomodelkit import (
 from aiomodelkit.stores import ObjectInfo, S3Store, Store, StoreOptions
 from aiomodelkit.stores._base import MiB
 from aiomodelkit.stores._registry import open_store
-from aiomodelkit.stores._s3 import _needs_path_style
+from aiomodelkit.stores._s3 import PlainJSONFileLoader, _needs_path_style
 from aiomodelkit.testing._process import free_port
 
 if TYPE_CHECKING:
@@ -365,6 +366,27 @@ def test_path_style_is_chosen_for_local_endpoints() -> None:
     assert _needs_path_style("http://localhost:9000")
     assert not _needs_path_style("https://s3.eu-west-1.amazonaws.com")
     assert not _needs_path_style("https://minio.example.com")
+
+
+def test_botocore_models_load_unchanged_as_plain_dicts(tmp_path: Path) -> None:
+    import botocore.loaders  # type: ignore[import-untyped]
+
+    reference = botocore.loaders.create_loader()
+    fast = botocore.loaders.create_loader()
+    fast.file_loader = PlainJSONFileLoader()
+    # .json (endpoints), .json.gz (S3's models) and a service model with its extras merged
+    assert fast.load_data("endpoints") == reference.load_data("endpoints")
+    for name in ("service-2", "endpoint-rule-set-1"):
+        assert fast.load_service_model("s3", name) == reference.load_service_model("s3", name)
+    assert type(fast.load_data("endpoints")) is dict
+    # .json wins over .json.gz, and a missing file is None (the loader then looks elsewhere)
+    (tmp_path / "model.json").write_text('{"from": "json"}')
+    with gzip.open(tmp_path / "model.json.gz", "wt") as handle:
+        handle.write('{"from": "gz"}')
+    assert PlainJSONFileLoader().load_file(str(tmp_path / "model")) == {"from": "json"}
+    (tmp_path / "model.json").unlink()
+    assert PlainJSONFileLoader().load_file(str(tmp_path / "model")) == {"from": "gz"}
+    assert PlainJSONFileLoader().load_file(str(tmp_path / "absent")) is None
 
 
 async def test_lifecycle(s3_store_factory: StoreFactory) -> None:
