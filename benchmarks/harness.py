@@ -43,6 +43,7 @@ from aiomodelkit.testing import FakeGCSServer, SeaweedFSServer
 
 from . import peers as peer_mod
 from . import report
+from .runner import lag_summary
 from .workloads import (
     PREFIX,
     Workload,
@@ -175,6 +176,45 @@ class ProxyProcess:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+
+
+class Bystander:
+    """An idle asyncio process ticking beside a run (``runner --bystander``): the loop lag
+    the machine's scheduling alone causes while the run's processes share the cores."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.runner", "--bystander"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=BENCH_DIR.parent,
+            env=peer_mod.clean_env(),
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "READY":
+            self.process.kill()
+            raise RuntimeError("the bystander ticker did not start")
+
+    def stop(self) -> list[tuple[float, float]]:
+        """Stop it; its samples, ``(epoch seconds, lag seconds)``."""
+        try:
+            out, _ = self.process.communicate("", timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            return []
+        return [(t, lag) for t, lag in json.loads(out.strip().splitlines()[-1] or "[]")]
+
+
+def window_lag(
+    samples: list[tuple[float, float]], started: float | None, ended: float | None
+) -> dict[str, float] | None:
+    """The lag summary of the samples taken between ``started`` and ``ended`` (epoch
+    seconds; every sample when either is unknown)."""
+    if started is not None and ended is not None:
+        samples = [s for s in samples if started <= s[0] <= ended]
+    return lag_summary([lag for _, lag in samples])
 
 
 def _cpu(pid: int | None) -> float:
@@ -378,10 +418,15 @@ class Harness:
             proxy.command("reset")
         server_pid = self.backends.pids.get(store_kind)
         server_cpu, proxy_cpu = _cpu(server_pid), _cpu(proxy.pid if proxy else None)
-        if workload.kind == "multi":
-            result = self._run_multi(peer, job, env, workload.processes)
-        else:
-            result = peer_mod.run_peer(peer, job, env)
+        bystander = Bystander()
+        try:
+            if workload.kind == "multi":
+                result = self._run_multi(peer, job, env, workload.processes)
+            else:
+                result = peer_mod.run_peer(peer, job, env)
+        finally:
+            ticks = bystander.stop()
+        result["idle_lag"] = window_lag(ticks, result.get("started"), result.get("ended"))
         result["server_cpu_s"] = _cpu(server_pid) - server_cpu
         if proxy is not None:
             result["proxy_cpu_s"] = _cpu(proxy.pid) - proxy_cpu
@@ -427,6 +472,8 @@ class Harness:
             "peer": peer,
             "processes": results,
             "wall_s": max(r.get("ended", start_at) for r in results) - start_at,
+            "started": start_at,
+            "ended": max(r.get("ended", start_at) for r in results),
             "cpu_s": sum(r.get("cpu_s", 0.0) for r in results),
             "peak_rss_mib": max(r.get("peak_rss_mib", 0.0) for r in results),
             "lag": None,

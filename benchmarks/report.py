@@ -62,6 +62,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "lag_p50_ms": med("lag", "p50_ms"),
         "lag_p99_ms": med("lag", "p99_ms"),
         "lag_max_ms": med("lag", "max_ms"),
+        "idle_lag_p99_ms": med("idle_lag", "p99_ms"),
         "requests_proxy": med("requests_proxy"),
         "requests_self": med("requests_self"),
         "proxy_cpu_s": med("proxy_cpu_s"),
@@ -152,17 +153,23 @@ def targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     else:
         found.append(("W5: < 50 ms for 50 models, zero requests", "not run", None))
     lags = [
-        s["lag_p99_ms"]
+        (s["lag_p99_ms"], s["idle_lag_p99_ms"], cond, work)
         for (cond, store, work), peers in groups.items()
         if work in ("w1", "w2", "w3", "w4")
         for peer, s in peers.items()
         if peer == "ours" and s["lag_p99_ms"] is not None
     ]
+    worst = max(lags, key=lambda item: item[0]) if lags else None
+    measured = "not run"
+    if worst is not None:
+        measured = f"{worst[0]:.1f} ms ({worst[3].upper()}, {worst[2]})"
+        if worst[1] is not None:
+            measured += f"; an idle process beside it: {worst[1]:.1f} ms"
     found.append(
         (
             "event-loop lag p99 < 20 ms during W1-W4 (worst median)",
-            f"{max(lags):.1f} ms" if lags else "not run",
-            (max(lags) < 20) if lags else None,
+            measured,
+            (worst[0] < 20) if worst is not None else None,
         )
     )
     rss = [
@@ -198,8 +205,9 @@ def _table(title: str, peers: dict[str, list[dict[str, Any]]], workload: dict[st
         f"#### {title}",
         "",
         "| peer | ok | median s | MiB/s | ours ÷ peer | client CPU s | peak RSS MiB "
-        "| loop lag p50/p99/max ms | requests | proxy CPU s | server CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| loop lag p50/p99/max ms | idle lag p99 ms | requests | proxy CPU s "
+        "| server CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for peer in sorted(stats, key=lambda p: _ORDER.index(p) if p in _ORDER else 99):
         s = stats[peer]
@@ -218,7 +226,8 @@ def _table(title: str, peers: dict[str, list[dict[str, Any]]], workload: dict[st
         lines.append(
             f"| {peer} | {s['ok']}/{s['runs']} | {_fmt(s['wall_s'], 3)} | {_fmt(s['mib_s'], 1)} "
             f"| {_fmt(ratio)} | {_fmt(s['cpu_s'])} | {_fmt(s['peak_rss_mib'], 0)} | {lag} "
-            f"| {requests} | {_fmt(s['proxy_cpu_s'])} | {_fmt(s['server_cpu_s'])} |"
+            f"| {_fmt(s['idle_lag_p99_ms'], 1)} | {requests} | {_fmt(s['proxy_cpu_s'])} "
+            f"| {_fmt(s['server_cpu_s'])} |"
         )
     for peer, s in stats.items():
         for error in s["errors"]:

@@ -46,14 +46,42 @@ class LagMonitor:
             self.samples.append(max(0.0, time.perf_counter() - start - _TICK))
 
     def summary(self) -> dict[str, float] | None:
-        if not self.samples:
-            return None
-        ordered = sorted(self.samples)
+        return lag_summary(self.samples)
 
-        def pick(q: float) -> float:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
-        return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": ordered[-1] * 1000}
+def lag_summary(samples: list[float]) -> dict[str, float] | None:
+    """p50, p99 and max of lag samples (seconds), in milliseconds; None without samples."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": ordered[-1] * 1000}
+
+
+async def _bystander() -> None:
+    """An idle process's 10 ms ticker, until stdin closes; prints ``[[epoch, lag_s], ...]``.
+
+    The harness runs one beside every run: its lag is what the machine's scheduling alone
+    does to an event loop that has nothing else to do (two cores shared by the client, the
+    server and the proxy), the baseline for every client's own loop lag.
+    """
+    samples: list[tuple[float, float]] = []
+
+    async def tick() -> None:
+        while True:
+            start = time.perf_counter()
+            await anyio.sleep(_TICK)
+            samples.append((time.time(), max(0.0, time.perf_counter() - start - _TICK)))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        print("READY", flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.read)
+        tg.cancel_scope.cancel()
+    print(json.dumps(samples), flush=True)
 
 
 def _wait_for_start(job: dict[str, Any]) -> None:
@@ -449,6 +477,9 @@ def _preload(peer: str) -> None:
 
 
 def main() -> None:
+    if sys.argv[1] == "--bystander":
+        anyio.run(_bystander)
+        return
     job = json.loads(Path(sys.argv[1]).read_text())
     _preload(job["peer"])
     print(json.dumps(run(job)), flush=True)
