@@ -1,9 +1,9 @@
 """``ModelLibrary``: validate the graph, then fetch and load every model concurrently.
 
 Entering the library validates the whole configuration graph before any I/O, then runs one
-task per model in one task group: each task locates its asset at once (override or fetch),
-waits for its dependencies, and awaits ``_load``. Independent branches load concurrently; a
-shared dependency loads once. Leaving the library closes every loaded model, dependents
+task per model in one task group: each task locates its asset (override or fetch) once the
+assets of its dependencies are located, waits for its dependencies to load, and awaits
+``_load``. Independent branches fetch and load concurrently; a shared dependency loads once. Leaving the library closes every loaded model, dependents
 before their dependencies.
 
 Failure contract: unless ``allow_partial`` is set, the first model to fail cancels the
