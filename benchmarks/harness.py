@@ -115,18 +115,22 @@ MATRIX = {
     "rtt20-cap": ["w1", "w2", "w4", "w7"],
 }
 QUICK_MATRIX = {
-    "raw": ["w1", "w3"],
+    "raw": ["w1", "w3", "w4"],
     "rtt20": ["w3", "w5", "w6", "w6w"],
     "rtt20-cap": ["w1", "w2", "w4", "w7"],
 }
 LIBRARY_PEERS = ("ours", "modelkit")
-#: The quick subset runs every peer on W4 only; elsewhere the peers that targets name (W1 and
-#: W2 are measured against boto3's transfer manager and the limit; modelkit, at ~6.5 MB/s on
-#: one connection under the cap, would take a minute of the five).
-QUICK_PEERS = {
-    "w4": peer_mod.ALL_PEERS,
+#: The quick subset's peers by (condition, workload) or workload: every peer on W4 on raw
+#: loopback (where the sequential peers take a second, not a minute); elsewhere the peers the
+#: targets name. Under the cap one connection carries ~6.5 MB/s, so modelkit and the loops
+#: would take minutes of the five: W1, W2 and W4 there run against the limit and boto3's
+#: transfer manager, and W7 (downloaded once?) runs ours alone.
+QUICK_PEERS: dict[tuple[str, str] | str, tuple[str, ...]] = {
+    ("raw", "w4"): peer_mod.ALL_PEERS,
     "w1": ("ours", "limit", "boto3-tm"),
     "w2": ("ours", "limit", "boto3-tm"),
+    "w4": ("ours", "limit", "boto3-tm"),
+    "w7": ("ours",),
 }
 QUICK_DEFAULT_PEERS = ("ours", "limit", "boto3-tm", "modelkit")
 
@@ -553,7 +557,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down subset (< 5 min)")
     parser.add_argument("--full", action="store_true", help="the full suite (the default)")
-    parser.add_argument("--runs", type=int, default=None, help="measured runs (5; quick: 3)")
+    parser.add_argument("--runs", type=int, default=None, help="measured runs (5; quick: 2)")
     parser.add_argument("--conditions", default=None, help=f"subset of {','.join(CONDITIONS)}")
     parser.add_argument(
         "--workloads", default=None, help="subset of w1,w2,w3,w4,w5,w6,w6w,w7 (w6w: W6-wide)"
@@ -588,7 +592,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.quick and args.full:
         parser.error("--quick and --full exclude each other")
     if args.runs is None:
-        args.runs = 3 if args.quick else 5
+        args.runs = 2 if args.quick else 5
     return args
 
 
@@ -626,9 +630,8 @@ def _plan(
                 else:
                     continue
                 if args.quick and args.peers is None:
-                    allowed = tuple(
-                        p for p in allowed if p in QUICK_PEERS.get(key, QUICK_DEFAULT_PEERS)
-                    )
+                    quick = QUICK_PEERS.get((condition, key), QUICK_PEERS.get(key))
+                    allowed = tuple(p for p in allowed if p in (quick or QUICK_DEFAULT_PEERS))
                 chosen = [p for p in peers if p in allowed]
                 if chosen:
                     plan.setdefault(condition, []).append((store, workload, chosen))

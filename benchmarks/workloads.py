@@ -243,7 +243,7 @@ def workloads(quick: bool) -> dict[str, Workload]:
     w4 = _dir(
         "bench/w4",
         [
-            (1, (32 if q else 256) * MiB, "weights"),
+            (1, (16 if q else 256) * MiB, "weights"),
             (5 if q else 20, (4 if q else 10) * MiB, "shard"),
             (30 if q else 300, 4 * KiB, "vocab"),
         ],

@@ -3,8 +3,8 @@
 Entering the library validates the whole configuration graph before any I/O, then runs one
 task per model in one task group: each task locates its asset (override or fetch) once the
 assets of its dependencies are located, waits for its dependencies to load, and awaits
-``_load``. Independent branches fetch and load concurrently; a shared dependency loads once. Leaving the library closes every loaded model, dependents
-before their dependencies.
+``_load``. Independent branches fetch and load concurrently; a shared dependency loads
+once. Leaving the library closes every loaded model, dependents before their dependencies.
 
 Failure contract: unless ``allow_partial`` is set, the first model to fail cancels the
 others, the loaded ones are closed, and that first failure is raised as a

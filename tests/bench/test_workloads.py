@@ -5,7 +5,7 @@ from __future__ import annotations
 import doctest
 
 import pytest
-from benchmarks import harness, workloads
+from benchmarks import harness, peers, workloads
 from benchmarks.workloads import (
     GRAPH_W6,
     GRAPH_W6_WIDE,
@@ -112,3 +112,15 @@ def test_plan_accepts_w6w() -> None:
     assert list(plan) == ["rtt20"]
     [(store, workload, peers)] = plan["rtt20"]
     assert (store, workload.key, peers) == ("s3", "w6w", ["ours", "modelkit"])
+
+
+def test_quick_plan_runs_every_peer_on_w4_on_raw_loopback_only() -> None:
+    args = harness._parse(["--quick", "--workloads", "w4,w7"])
+    plan = harness._plan(args, workloads.workloads(quick=True), list(peers.ALL_PEERS))
+    chosen = {(cond, w.key): tuple(p) for cond, items in plan.items() for _, w, p in items}
+    assert chosen == {
+        ("raw", "w4"): peers.ALL_PEERS,
+        ("rtt20-cap", "w4"): ("ours", "limit", "boto3-tm"),
+        ("rtt20-cap", "w7"): ("ours",),
+    }
+    assert args.runs == 2
