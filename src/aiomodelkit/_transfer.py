@@ -127,9 +127,15 @@ class WriteBatcher:
         self._flushing = False
 
     async def run(self, job: Callable[[], None], limiter: anyio.CapacityLimiter) -> None:
-        """Run ``job`` (blocking file work) in a worker thread, batched with others."""
+        """Run ``job`` (blocking file work) in a worker thread, batched with others.
+
+        A cancelled caller returns once its job can no longer touch the disk: a job still
+        queued is dropped, a job in a worker thread is waited for. Its caller may then
+        remove the job's files (a staging copy) without a write landing behind it.
+        """
         slot = _Slot()
-        self._queue.append((job, slot))
+        entry = (job, slot)
+        self._queue.append(entry)
         if not self._flushing:
             self._flushing = True
             try:
@@ -145,7 +151,16 @@ class WriteBatcher:
                             waiting.done.set()
             finally:
                 self._flushing = False
-        await slot.done.wait()
+        try:
+            await slot.done.wait()
+        except anyio.get_cancelled_exc_class():
+            queued = next((i for i, item in enumerate(self._queue) if item is entry), None)
+            if queued is not None:
+                del self._queue[queued]
+            else:  # in a batch now: wait for it, or a file could appear after cleanup
+                with anyio.CancelScope(shield=True):
+                    await slot.done.wait()
+            raise
         if slot.error is not None:
             raise slot.error
 
