@@ -186,8 +186,8 @@ class S3Store:
             session, config, tls = await anyio.to_thread.run_sync(self._prepare)
             # botocore parses its JSON models with the GIL held (~40 ms for S3 in all with
             # PlainJSONFileLoader), which stalls the event loop even from a worker thread: one
-            # file per hop, so that the loop runs between them (the longest single stall is
-            # then ~17 ms, endpoints.json).
+            # file per hop, so that the loop runs between them (the longest parse, of
+            # endpoints.json, is then ~17 ms).
             loader = session.get_component("data_loader")
             for name in _BOTOCORE_DATA:
                 await anyio.to_thread.run_sync(loader.load_data_with_path, name)
