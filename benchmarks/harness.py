@@ -124,7 +124,7 @@ LIBRARY_PEERS = ("ours", "modelkit")
 #: loopback (where the sequential peers take a second, not a minute); elsewhere the peers the
 #: targets name. Under the cap one connection carries ~6.5 MB/s, so modelkit and the loops
 #: would take minutes of the five: W1, W2 and W4 there run against the limit and boto3's
-#: transfer manager, and W7 (downloaded once?) runs ours alone.
+#: transfer manager, and W7 (its target: downloaded once) runs ours alone.
 QUICK_PEERS: dict[tuple[str, str] | str, tuple[str, ...]] = {
     ("raw", "w4"): peer_mod.ALL_PEERS,
     "w1": ("ours", "limit", "boto3-tm"),
@@ -214,7 +214,8 @@ class Bystander:
             self.process.kill()
             self.process.communicate()
             return []
-        return [(t, lag) for t, lag in json.loads(out.strip().splitlines()[-1] or "[]")]
+        lines = out.strip().splitlines()
+        return [(t, lag) for t, lag in json.loads(lines[-1])] if lines else []
 
 
 def window_lag(
@@ -477,13 +478,14 @@ class Harness:
         ]
         results = [peer_mod.finish(p) for p in processes]
         ok = all(r.get("ok") for r in results)
+        ended = max(r.get("ended", start_at) for r in results)
         merged: dict[str, Any] = {
             "ok": ok,
             "peer": peer,
             "processes": results,
-            "wall_s": max(r.get("ended", start_at) for r in results) - start_at,
+            "wall_s": ended - start_at,
             "started": start_at,
-            "ended": max(r.get("ended", start_at) for r in results),
+            "ended": ended,
             "cpu_s": sum(r.get("cpu_s", 0.0) for r in results),
             "peak_rss_mib": max(r.get("peak_rss_mib", 0.0) for r in results),
             "lag": None,

@@ -176,34 +176,32 @@ async def _ours_library(job: dict[str, Any], result: dict[str, Any]) -> None:
         assets_dir=Path(job["dest"]), offline=job.get("offline", False), **job.get("settings", {})
     )
     start = time.perf_counter()
-    # The library's and the manager's timeline (every event but BytesReceived), in seconds
-    # from the clock's start, and the first time of each kind: where the time goes.
-    marks: dict[str, float] = {}
+    # Every library and asset event but BytesReceived, in seconds from the clock's start.
     events: list[tuple[str, str, float]] = []
+    lifecycle: dict[str, float] = {}
 
-    def mark(name: str) -> None:
-        marks.setdefault(name, round(time.perf_counter() - start, 4))
+    def now() -> float:
+        return round(time.perf_counter() - start, 4)
 
     def on_event(event: Event | ModelEvent) -> None:
-        if isinstance(event, BytesReceived):
-            return
-        kind = type(event).__name__
-        mark(kind)
-        who = event.model if isinstance(event, ModelEvent) else event.asset
-        events.append((who, kind, round(time.perf_counter() - start, 4)))
+        if not isinstance(event, BytesReceived):
+            who = event.model if isinstance(event, ModelEvent) else event.asset
+            events.append((who, type(event).__name__, now()))
 
     async with AssetsManager(storage=store, settings=settings, on_event=on_event) as am:
-        mark("manager_open")
+        lifecycle["manager_open"] = now()
         async with ModelLibrary(
             models, settings=settings, assets_manager=am, on_event=on_event
         ) as library:
-            mark("library_ready")
+            lifecycle["library_ready"] = now()
             assert library.ready
             result["models"] = len(library.status())
-        mark("library_closed")
-    mark("manager_closed")
+        lifecycle["library_closed"] = now()
+    lifecycle["manager_closed"] = now()
     result["requests_self"] = store.requests
-    result["timeline_s"] = marks
+    # The first event of each kind, and the lifecycle: where the time before the first load
+    # goes.
+    result["timeline_s"] = {kind: t for _, kind, t in reversed(events)} | lifecycle
     result["events"] = events
 
 

@@ -76,7 +76,7 @@ class Slot:
     status: ModelStatus
     model: Model[Any, Any] | None = None
     running: anyio.Event | None = None  # set when the attempt in flight ends
-    located: anyio.Event | None = None  # set when the pending attempt's asset is located
+    located: anyio.Event | None = None  # the gate: set once the next attempt has located
 
 
 class Loader:
@@ -127,8 +127,10 @@ class Loader:
         for key in closure:
             # Before any task runs, so that a dependent whose task runs first still waits
             # for its dependencies' assets (see _await_dependency_assets).
+            # A model loading already has its gate, or its asset located.
             slot = self.slots[key]
-            if slot.model is None and slot.status.error is None and slot.located is None:
+            idle = slot.model is None and slot.status.error is None and slot.running is None
+            if idle and slot.located is None:
                 slot.located = anyio.Event()
                 gated.append(slot)
 
@@ -195,10 +197,8 @@ class Loader:
         slot = self.slots[key]
         while True:
             if slot.model is not None:
-                _release(slot)
                 return slot.model
             if slot.status.error is not None:
-                _release(slot)
                 # Raised again for each caller: drop the last raise's frames, keep the cause.
                 raise slot.status.error.with_traceback(None)
             if slot.running is not None:
@@ -209,16 +209,15 @@ class Loader:
                 await self._load_one(slot)
             finally:
                 slot.running = None
-                _release(slot)
                 done.set()
 
     async def _load_one(self, slot: Slot) -> None:
         phase = "fetching the asset"
         try:
-            await self._await_dependency_assets(slot)
             try:
+                await self._await_dependency_assets(slot)
                 path = await self._locate(slot)
-            finally:
+            finally:  # located, or never by this attempt: its dependents go on
                 _release(slot)
             dependencies = {}
             for local, target in slot.conf.model_dependencies.items():
@@ -305,8 +304,7 @@ class Loader:
 
 
 def _release(slot: Slot) -> None:
-    """Let the models waiting for ``slot``'s asset go on: it is located, or never will be
-    by this attempt (failed, cancelled, or loaded already)."""
+    """Open ``slot``'s gate: its asset is located, or will not be by this attempt."""
     located, slot.located = slot.located, None
     if located is not None:
         located.set()

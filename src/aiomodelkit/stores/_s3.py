@@ -596,7 +596,7 @@ class PlainJSONFileLoader(JSONFileLoader):  # type: ignore[misc]  # botocore is 
             path = file_path + extension
             if os.path.isfile(path):
                 with opener(path, "rb") as handle:
-                    return json.loads(handle.read().decode("utf-8"))
+                    return json.loads(handle.read())  # UTF-8, as botocore reads it
         return None
 
 
