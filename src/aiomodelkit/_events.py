@@ -1,7 +1,9 @@
 """Progress events: what the fetcher and the publisher report, and nothing prints by itself.
 
 Pass a callback (``on_event=``) to receive them; the CLI turns them into rich progress
-bars. Callbacks run on the event loop and must be quick.
+bars. Callbacks run on the event loop and must be quick. Inside, one :class:`Emitter` per
+manager is handed down to whatever reports (the fetch, the transfer of each object, the
+retry policy), so events never travel inside configuration values.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "BytesReceived",
     "CacheHit",
     "DownloadStarted",
+    "Emitter",
     "Event",
     "EventCallback",
     "ObjectDownloaded",
@@ -114,3 +117,30 @@ class ObjectUploaded(Event):
 
 
 EventCallback = Callable[[Event], None]
+
+
+class Emitter:
+    """Delivers events to one callback, or drops them when there is none.
+
+    Example:
+        >>> from pathlib import Path
+        >>> seen = []
+        >>> Emitter(seen.append).emit(CacheHit(asset="a", version="1.0", path=Path(".")))
+        >>> [type(event).__name__ for event in seen]
+        ['CacheHit']
+    """
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, callback: EventCallback | None = None) -> None:
+        self._callback = callback
+
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens (hot loops skip building events when not)."""
+        return self._callback is not None
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event``, if anyone listens."""
+        if self._callback is not None:
+            self._callback(event)

@@ -1,9 +1,11 @@
-"""Fetching asset versions into the cache: resolve, lock, stream every object, verify, publish.
+"""Fetching one asset version into the cache: claim it, stage every object, verify, publish.
 
-One :class:`Fetcher` serves a whole :class:`~aiomodelkit.AssetsManager`: every fetch shares
-its connection limiter (:mod:`._transfer`), concurrent fetches of one resolved version
-share one download (single-flight), and processes share the cache through a per-version
-file lock that only saves duplicate work (correctness comes from the atomic publish).
+One :class:`Fetcher` serves a whole :class:`~aiomodelkit.AssetsManager`. A spec is first
+resolved to a version (:mod:`._resolve`); then a version already complete in the cache is
+served as is, and any other is claimed (a per-version file lock that only saves duplicate
+work across processes), downloaded object by object into a staging directory by a pool of
+workers (:mod:`._transfer`, sharing the manager's budget), and published with one atomic
+rename (:mod:`._cache`). Concurrent fetches of one version share one download.
 """
 
 from __future__ import annotations
@@ -25,34 +27,23 @@ from ._errors import (
     CacheError,
     InvalidStoreDataError,
     ModelkitError,
-    StoreUnavailableError,
     first_error,
 )
 from ._events import AssetPublished, AssetResolved, CacheHit, DownloadStarted
-from ._layout import (
-    AssetMeta,
-    FileEntry,
-    data_key,
-    meta_key,
-    parse_index,
-    parse_meta,
-    tree_checksum,
-    versions_key,
-)
-from ._singleflight import Batcher, Memo, SingleFlight
+from ._layout import AssetMeta, FileEntry, data_key, tree_checksum
+from ._singleflight import Batcher, SingleFlight
 from ._spec import AssetSpec, validate_relative_path
-from ._transfer import TransferConfig, download_object, with_retries
-from .stores._base import Store, read_small_object
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
     from ._cache import AssetCache, CachedCopy
-    from ._lockfile import LockFile
-    from ._versioning import VersioningSystem
+    from ._events import Emitter
+    from ._resolve import IndexCache, Resolver
+    from ._transfer import Transfer
 
-__all__ = ["FetchedAsset", "Fetcher", "IndexCache"]
+__all__ = ["FetchedAsset", "Fetcher"]
 
 logger = logging.getLogger("aiomodelkit")
 #: Download workers started per event-loop iteration.
@@ -63,8 +54,6 @@ LOCK_LOG_INTERVAL = 10.0
 #: is downloading: its copy is picked up at most this long after it is published.
 LOCK_POLL_MIN = 0.01
 LOCK_POLL_MAX = 0.05
-
-IndexCache = Memo[str, list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,97 +89,31 @@ class _Outcome:
 
 
 class Fetcher:
-    """Resolves specs and downloads versions from one store into one cache."""
+    """Makes versions complete in one cache, from the store a :class:`Resolver` reads.
+
+    Args:
+        resolver: resolves specs (and reads metas) against the store and the cache.
+        transfer: downloads objects under the manager's budget; None when offline.
+        emitter: receives progress events.
+        cache_locking: take the per-version file lock while downloading.
+    """
 
     def __init__(
         self,
-        store: Store | None,
-        cache: AssetCache,
-        versioning: VersioningSystem,
-        transfer: TransferConfig,
+        resolver: Resolver,
+        transfer: Transfer | None,
+        emitter: Emitter,
         *,
-        offline: bool = False,
-        offline_fallback: bool = True,
-        lock: LockFile | None = None,
         cache_locking: bool = True,
     ) -> None:
-        self._store = store
-        self._cache = cache
-        self._versioning = versioning
+        self._resolver = resolver
+        self._cache: AssetCache = resolver.cache
         self._transfer = transfer
-        self._offline = offline or store is None
-        self._offline_fallback = offline_fallback
-        self._lock = lock
+        self._emit = emitter.emit
         self._cache_locking = cache_locking
         self._flights: SingleFlight[tuple[str, str, bool], _Outcome] = SingleFlight()
         # Small disk calls (cache lookups, lock attempts) of concurrent fetches share hops.
         self._hops = Batcher()
-
-    # -- resolution ---------------------------------------------------------------------
-
-    async def _read(self, name: str, key: str) -> bytes:
-        """A small metadata object, under the same retry policy as the data."""
-        store = self._store
-        assert store is not None
-        try:
-            return await with_retries(
-                self._transfer, name, key, lambda: read_small_object(store, key)
-            )
-        except ModelkitError as exc:
-            exc.add_context(asset=name)
-            raise
-
-    async def _index(self, name: str) -> list[str]:
-        raw = await self._read(name, versions_key(name))
-        return parse_index(raw, name=name, versioning=self._versioning)
-
-    async def resolve(
-        self, spec: AssetSpec, index: IndexCache | None = None, *, use_lock: bool = True
-    ) -> tuple[str, str]:
-        """The exact version ``spec`` names, and where that answer came from.
-
-        A complete version already in the cache, or a spec in the lock file, costs no
-        request; offline, only the cache is consulted.
-
-        Raises:
-            AssetNotFoundError: no version matches (the error lists those available).
-        """
-        name = spec.name
-        if spec.version is not None:
-            self._versioning.validate(spec.version, spec=str(spec))
-        locked = self._lock.get(spec) if self._lock is not None and use_lock else None
-        if locked is not None:
-            return locked.version, "lock"
-        pinned = spec.version is not None and self._versioning.is_complete(spec.version)
-        if pinned and not self._offline:
-            # Whether it is cached is decided when fetching: no listing of the cache here.
-            return spec.version, "store"  # type: ignore[return-value]
-        local = await anyio.to_thread.run_sync(self._cache.local_versions, name, self._versioning)
-        if self._offline:
-            try:
-                return self._versioning.resolve(local, spec.version, asset=name), "cache"
-            except AssetNotFoundError as exc:
-                raise AssetNotFoundError(
-                    f"{spec} is not in the cache and {self._why_offline()}",
-                    asset=name,
-                    available_versions=exc.available_versions,
-                ) from None
-        try:
-            remote = await (index or Memo()).get(name, lambda: self._index(name))
-        except StoreUnavailableError:
-            matching = [
-                v
-                for v in local
-                if spec.version is None or self._versioning.matches(spec.version, v)
-            ]
-            if not (self._offline_fallback and matching):
-                raise
-            logger.warning("store unreachable: %s resolved to cached version %s", spec, matching[0])
-            return matching[0], "fallback"
-        return self._versioning.resolve(remote, spec.version, asset=name), "store"
-
-    def _why_offline(self) -> str:
-        return "no store is configured" if self._store is None else "offline mode is on"
 
     # -- fetching -----------------------------------------------------------------------
 
@@ -205,7 +128,7 @@ class Fetcher:
             InvalidStoreDataError: the meta is malformed or names unsafe paths.
         """
         started = time.perf_counter()
-        if not force and self._is_pinned(spec):
+        if not force and self._resolver.is_pinned(spec):
             # The warm-start path: no request, no client, and one worker-thread hop shared
             # by every fetch that starts in the same pass of the event loop.
             assert spec.version is not None
@@ -214,15 +137,13 @@ class Fetcher:
             )
             if hit is not None:
                 path, checksum = hit
-                self._transfer.emit(
-                    AssetResolved(asset=spec.name, spec=str(spec), version=spec.version)
-                )
-                self._transfer.emit(CacheHit(asset=spec.name, version=spec.version, path=path))
+                self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=spec.version))
+                self._emit(CacheHit(asset=spec.name, version=spec.version, path=path))
                 fetched = FetchedAsset(spec, spec.version, path, True, 0, 0, "cache")
                 _audit(fetched, checksum, time.perf_counter() - started)
                 return fetched
-        version, source = await self.resolve(spec, index)
-        self._transfer.emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
+        version, source = await self._resolver.resolve(spec, index)
+        self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
         outcome = await self._flights.run(
             (spec.name, version, force), lambda: self._fetch_version(spec, version, force)
         )
@@ -241,20 +162,15 @@ class Fetcher:
         _audit(fetched, outcome.checksum, time.perf_counter() - started)
         return fetched
 
-    def _is_pinned(self, spec: AssetSpec) -> bool:
-        if spec.version is None or not self._versioning.is_complete(spec.version):
-            return False
-        locked = self._lock.get(spec) if self._lock is not None else None
-        return locked is None or locked.version == spec.version
-
     async def _fetch_version(self, spec: AssetSpec, version: str, force: bool) -> _Outcome:
         name = spec.name
-        if self._offline or self._store is None:
+        if self._resolver.offline or self._transfer is None:
             lookup = partial(self._cache.lookup, name, version, None)
             found = None if force else await self._hops.run(lookup)
             if found is None:
                 raise AssetNotFoundError(
-                    f"version {version} is not in the cache and {self._why_offline()}", asset=name
+                    f"version {version} is not in the cache and {self._resolver.why_offline()}",
+                    asset=name,
                 )
             return self._hit(name, version, found)
         claim = VersionClaim(self._cache, name, version, force=force, locking=self._cache_locking)
@@ -291,43 +207,20 @@ class Fetcher:
 
     def _hit(self, name: str, version: str, found: CachedCopy) -> _Outcome:
         path, checksum = found
-        self._transfer.emit(CacheHit(asset=name, version=version, path=path))
+        self._emit(CacheHit(asset=name, version=version, path=path))
         return _Outcome(0, 0, checksum, path)
-
-    async def _read_meta(self, name: str, version: str) -> tuple[bytes, AssetMeta]:
-        assert self._store is not None
-        try:
-            raw = await self._read(name, meta_key(name, version))
-        except AssetNotFoundError as exc:
-            available = None
-            message = f"version {version} does not exist"
-            try:
-                available = await self._index(name)
-            except AssetNotFoundError:
-                message = "asset does not exist (it has no .versions index)"
-            except ModelkitError:
-                pass  # the index is only read to make the error helpful
-            raise AssetNotFoundError(
-                message,
-                asset=name,
-                key=exc.key,
-                store_url=exc.store_url,
-                available_versions=available,
-            ) from None
-        return raw, parse_meta(raw, name=name, version=version)
 
     async def _download(
         self, spec: AssetSpec, version: str, force: bool, claim: VersionClaim
     ) -> _Outcome:
-        assert self._store is not None
         name = spec.name
-        raw, meta = await self._read_meta(name, version)
-        locked = self._lock.get(spec) if self._lock is not None else None
+        raw, meta = await self._resolver.meta(name, version)
+        locked = self._resolver.locked(spec)
         if locked is not None:
             locked.check(meta)
         files = await self._files(name, version, meta)
         total = sum(entry.size or 0 for entry in files)
-        self._transfer.emit(
+        self._emit(
             DownloadStarted(asset=name, version=version, objects=len(files), total_bytes=total)
         )
         with _cache_errors(name):
@@ -347,7 +240,8 @@ class Fetcher:
                         target = staging / entry.path if meta.is_directory else staging
                         await self._object(key, target, entry, name)
 
-                workers = min(len(files), 2 * int(self._transfer.connections.total_tokens))
+                assert self._transfer is not None
+                workers = min(len(files), 2 * self._transfer.limits.connections)
                 async with anyio.create_task_group() as tg:
                     for number in range(workers):
                         tg.start_soon(worker)
@@ -366,7 +260,7 @@ class Fetcher:
             raise
         final = staging.with_name(version)  # staging sits beside its final path
         if published:
-            self._transfer.emit(AssetPublished(asset=name, version=version, path=final, size=total))
+            self._emit(AssetPublished(asset=name, version=version, path=final, size=total))
         return _Outcome(total, len(files), tree_checksum(meta), final)
 
     def _publish(
@@ -390,22 +284,22 @@ class Fetcher:
         return published
 
     async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> None:
-        assert self._store is not None
+        assert self._transfer is not None
         try:
             with _cache_errors(name):
-                await download_object(self._store, key, target, entry, self._transfer, asset=name)
+                await self._transfer.download(key, target, entry, asset=name)
         except ModelkitError as exc:
             exc.add_context(asset=name)  # store errors know the key, not the asset
             raise
 
     async def _files(self, name: str, version: str, meta: AssetMeta) -> tuple[FileEntry, ...]:
-        assert self._store is not None
         if not meta.is_directory or meta.files:
             return meta.files
         # An old meta without "contents": one listing gives every key and size.
+        assert self._transfer is not None
         prefix = data_key(name, version) + "/"
         entries = []
-        async for info in self._store.list_objects(prefix):
+        async for info in self._transfer.store.list_objects(prefix):
             relpath = info.key[len(prefix) :]
             try:
                 validate_relative_path(relpath, what="object key", allow_space=True)

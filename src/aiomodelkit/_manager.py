@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ._cache import AssetCache
 from ._errors import ConfigError, DownloadError
-from ._fetch import FetchedAsset, Fetcher, IndexCache
+from ._events import Emitter
+from ._fetch import FetchedAsset, Fetcher
 from ._layout import AssetMeta, meta_key, parse_meta
+from ._lifecycle import AsyncResource
 from ._lockfile import LockedAsset, LockFile, lock_key
 from ._publish import Publisher, PublishResult
+from ._resolve import IndexCache, Resolver
 from ._settings import Settings
 from ._singleflight import Memo
 from ._spec import AssetSpec, validate_asset_name
-from ._transfer import TransferConfig
+from ._transfer import Transfer
 from ._versioning import VersioningSystem, get_versioning
 from .stores._base import Store, read_small_object
 from .stores._lazy import LazyStore
@@ -26,19 +30,13 @@ from .stores._registry import open_store
 if TYPE_CHECKING:
     import os
     from collections.abc import AsyncIterator, Sequence
-    from types import TracebackType
 
     from ._events import EventCallback
 
 __all__ = ["AssetsManager"]
 
-#: Worker threads writing and hashing downloads at once (each write is ~1 MiB). Writes to
-#: the page cache are memory copies: a few threads keep up with any network, and each extra
-#: thread costs a malloc arena (peak RSS).
-DISK_THREADS = 4
 
-
-class AssetsManager:
+class AssetsManager(AsyncResource):
     """Publishes assets to a store and fetches them into a local cache.
 
     Args:
@@ -73,22 +71,28 @@ class AssetsManager:
         offline: bool | None = None,
         lock_file: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._settings = settings or Settings.load()
-        self._assets_dir = Path(assets_dir) if assets_dir is not None else self._settings.assets_dir
+        # The entry point of the fetch layer: settings become values here, and nothing
+        # below sees them. Explicit settings mean no environment is read.
+        settings = settings if settings is not None else Settings.load()
+        self._assets_dir = Path(assets_dir) if assets_dir is not None else settings.assets_dir
         if storage is None:
-            storage = self._settings.storage
+            storage = settings.storage
         self._store: Store | None
         if storage is None or isinstance(storage, Store):
             self._store = storage
         else:
-            self._store = open_store(storage, options=self._settings.store_options())
-        self._versioning = get_versioning(versioning or self._settings.versioning)
-        self._on_event = on_event
-        self._offline = self._settings.offline if offline is None else offline
-        lock_path = lock_file if lock_file is not None else self._settings.lock_file
+            self._store = open_store(storage, options=settings.store_options())
+        self._versioning = get_versioning(versioning or settings.versioning)
+        self._emitter = Emitter(on_event)
+        options = settings.fetch_options()
+        self._options = options if offline is None else replace(options, offline=offline)
+        self._limits = settings.transfer_limits()
+        self._retry = settings.retry_policy()
+        self._identity = settings.identity  # asked only when publishing
+        lock_path = lock_file if lock_file is not None else settings.lock_file
         self._lock_path = Path(lock_path) if lock_path is not None else None
-        self._entered = False
         self._fetcher_instance: Fetcher | None = None
+        self._resolver: Resolver | None = None
         self._lazy: LazyStore | None = None
 
     def __repr__(self) -> str:
@@ -110,53 +114,42 @@ class AssetsManager:
         """The versioning system of the store."""
         return self._versioning
 
-    async def __aenter__(self) -> Self:
-        if self._entered:
-            raise RuntimeError("an AssetsManager can be entered only once at a time")
+    @property
+    def _entered(self) -> bool:
+        return self._fetcher_instance is not None
+
+    async def _aopen(self) -> None:
         await anyio.Path(self._assets_dir).mkdir(parents=True, exist_ok=True)
         lock = None
         if self._lock_path is not None and await anyio.Path(self._lock_path).exists():
             lock = await anyio.to_thread.run_sync(LockFile.load, self._lock_path)
-        settings = self._settings
-        transfer = TransferConfig(
-            # One budget for every fetch of this manager: bounds real I/O across assets.
-            connections=anyio.CapacityLimiter(settings.max_connections),
-            disk=anyio.CapacityLimiter(DISK_THREADS),
-            range_threshold=settings.range_threshold,
-            part_size=settings.range_part_size,
-            ranges_per_object=settings.range_concurrency,
-            max_attempts=settings.max_attempts,
-            backoff=settings.retry_backoff,
-            backoff_max=settings.retry_backoff_max,
-            on_event=self._on_event,
-        )
         # The client opens on the first request: a warm start of pinned, cached assets
         # never creates one (client creation can itself do network I/O).
         self._lazy = LazyStore(self._store) if self._store is not None else None
-        self._fetcher_instance = Fetcher(
-            self._lazy,
+        # One budget for every fetch of this manager: bounds real I/O across assets.
+        transfer = (
+            Transfer(self._lazy, self._limits, self._retry, self._emitter)
+            if self._lazy is not None
+            else None
+        )
+        options = self._options
+        self._resolver = Resolver(
             AssetCache(self._assets_dir),
             self._versioning,
-            transfer,
-            offline=self._offline,
-            offline_fallback=settings.offline_fallback,
+            transfer=transfer,
             lock=lock,
-            cache_locking=settings.cache_locking,
+            offline=options.offline,
+            offline_fallback=options.offline_fallback,
         )
-        self._entered = True
-        return self
+        self._fetcher_instance = Fetcher(
+            self._resolver, transfer, self._emitter, cache_locking=options.cache_locking
+        )
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._entered = False
+    async def _aclose(self) -> None:
+        self._fetcher_instance = self._resolver = None
         lazy, self._lazy = self._lazy, None
         if lazy is not None:
-            with anyio.CancelScope(shield=True):
-                await lazy.aclose()
+            await lazy.aclose()
 
     def _require_store(self) -> Store:
         if not self._entered:
@@ -169,8 +162,8 @@ class AssetsManager:
         return Publisher(
             self._require_store(),
             self._versioning,
-            pushed_by=self._settings.identity(),
-            on_event=self._on_event,
+            pushed_by=self._identity(),
+            emitter=self._emitter,
         )
 
     def _fetcher(self) -> Fetcher:
@@ -250,7 +243,7 @@ class AssetsManager:
 
     @asynccontextmanager
     async def _deadline(self, what: str) -> AsyncIterator[None]:
-        deadline = self._settings.fetch_deadline
+        deadline = self._options.fetch_deadline
         if deadline is None:
             yield
             return
@@ -280,7 +273,7 @@ class AssetsManager:
             StoreError: the store failed after retries (transient) or at once (permanent).
         """
         parsed = spec if isinstance(spec, AssetSpec) else AssetSpec.parse(spec)
-        force = self._settings.force_download if force is None else force
+        force = self._options.force_download if force is None else force
         async with self._deadline(str(parsed)):
             return await self._fetcher().fetch(parsed, force=force)
 
@@ -297,7 +290,7 @@ class AssetsManager:
                 (the others are cancelled); use ``except*``.
         """
         parsed = [s if isinstance(s, AssetSpec) else AssetSpec.parse(s) for s in specs]
-        force = self._settings.force_download if force is None else force
+        force = self._options.force_download if force is None else force
         fetcher = self._fetcher()
         index: IndexCache = Memo()
         results: list[FetchedAsset | None] = [None] * len(parsed)
@@ -323,13 +316,15 @@ class AssetsManager:
             AssetNotFoundError: a spec matches no version.
         """
         store = self._require_store()
-        fetcher = self._fetcher()
+        self._fetcher()
+        assert self._resolver is not None
+        resolver = self._resolver
         index: IndexCache = Memo()
         parsed = [s if isinstance(s, AssetSpec) else AssetSpec.parse(s) for s in specs]
         entries: dict[str, LockedAsset] = {}
 
         async def one(spec: AssetSpec) -> None:
-            version, _ = await fetcher.resolve(spec, index, use_lock=False)
+            version, _ = await resolver.resolve(spec, index, use_lock=False)
             raw = await read_small_object(store, meta_key(spec.name, version))
             meta = parse_meta(raw, name=spec.name, version=version)
             entries[lock_key(spec)] = LockedAsset(spec.name, version, meta.files)

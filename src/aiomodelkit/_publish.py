@@ -28,7 +28,7 @@ from ._errors import (
     ConfigError,
     PreconditionFailedError,
 )
-from ._events import EventCallback, ObjectUploaded
+from ._events import Emitter, ObjectUploaded
 from ._layout import (
     AssetMeta,
     FileEntry,
@@ -137,12 +137,12 @@ class Publisher:
         versioning: VersioningSystem,
         *,
         pushed_by: str,
-        on_event: EventCallback | None = None,
+        emitter: Emitter | None = None,
     ) -> None:
         self._store = store
         self._versioning = versioning
         self._pushed_by = pushed_by
-        self._on_event = on_event
+        self._emitter = emitter or Emitter()
 
     async def read_index(self, name: str) -> tuple[list[str], str | None]:
         """The versions of ``name``, newest first, and the index's version token.
@@ -252,8 +252,7 @@ class Publisher:
             async with limiter:
                 await self._put_new(key, source.path, conditional, name, version)
             created.append(key)
-            if self._on_event is not None:
-                self._on_event(ObjectUploaded(asset=name, key=key, size=source.size))
+            self._emitter.emit(ObjectUploaded(asset=name, key=key, size=source.size))
 
         try:
             async with anyio.create_task_group() as tg:

@@ -35,8 +35,16 @@ from pydantic_settings import (
 )
 
 from ._errors import ConfigError
-from ._transfer import RANGES_PER_OBJECT
-from .stores._base import DEFAULT_PREFIX, MiB, StoreOptions
+from ._values import (
+    DEFAULT_PREFIX,
+    RANGES_PER_OBJECT,
+    FetchOptions,
+    LibraryOptions,
+    MiB,
+    RetryPolicy,
+    StoreOptions,
+    TransferLimits,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -129,6 +137,13 @@ class Settings(BaseSettings):
         "lower it to bound the memory of many large models loading at once.",
     )
 
+    asset_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-asset AIOMODELKIT_<NAME>_FILE / _VERSION variables (and modelkit's "
+        "MODELKIT_ fallbacks) by upper-case name, read from the environment when the settings "
+        "are built; a library given these settings reads no environment of its own.",
+    )
+
     @field_validator("assets_dir", "assets_dir_override", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
@@ -160,6 +175,39 @@ class Settings(BaseSettings):
             read_timeout=self.read_timeout,
         )
 
+    def retry_policy(self) -> RetryPolicy:
+        """How transient store errors are retried."""
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff=self.retry_backoff,
+            backoff_max=self.retry_backoff_max,
+        )
+
+    def transfer_limits(self) -> TransferLimits:
+        """How much of the link, the store and the disk downloads may take."""
+        return TransferLimits(
+            connections=self.max_connections,
+            range_threshold=self.range_threshold,
+            part_size=self.range_part_size,
+            ranges_per_object=self.range_concurrency,
+        )
+
+    def fetch_options(self) -> FetchOptions:
+        """What an assets manager does when asked for a version."""
+        return FetchOptions(
+            offline=self.offline,
+            offline_fallback=self.offline_fallback,
+            force_download=self.force_download,
+            cache_locking=self.cache_locking,
+            fetch_deadline=self.fetch_deadline,
+        )
+
+    def library_options(self) -> LibraryOptions:
+        """How a model library loads."""
+        return LibraryOptions(
+            lazy_loading=self.lazy_loading, max_load_threads=self.max_load_threads
+        )
+
     def identity(self) -> str:
         """Who is publishing: ``pushed_by``, else ``user@host``."""
         if self.pushed_by:
@@ -179,11 +227,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _ModelkitFallbackSource(settings_cls))
+        return (init_settings, env_settings, _FallbackSource(settings_cls))
 
 
-class _ModelkitFallbackSource(EnvSettingsSource):
-    """Reads modelkit's ``MODELKIT_*`` names for the settings that have an equivalent."""
+class _FallbackSource(EnvSettingsSource):
+    """Reads modelkit's ``MODELKIT_*`` names for the settings that have an equivalent, and
+    the per-asset override variables (whose names depend on asset names, so they cannot be
+    fields of their own)."""
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls, case_sensitive=True, env_prefix="")
@@ -192,8 +242,9 @@ class _ModelkitFallbackSource(EnvSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        env = {k: v for k, v in os.environ.items() if k.startswith("MODELKIT_")}
-        values: dict[str, Any] = {}
+        environ = dict(os.environ)
+        env = {k: v for k, v in environ.items() if k.startswith("MODELKIT_")}
+        values: dict[str, Any] = {"asset_overrides": read_asset_overrides(environ)}
         if env.get("MODELKIT_ASSETS_DIR"):
             values["assets_dir"] = env["MODELKIT_ASSETS_DIR"]
         if env.get("MODELKIT_ASSETS_VERSIONING_SYSTEM"):
@@ -226,16 +277,12 @@ class _ModelkitFallbackSource(EnvSettingsSource):
         return values
 
 
-# --- Per-asset override variables (issue 5), read by ModelLibrary when it starts -----------
-# Their names depend on asset names, so they cannot be fields; they are read here because
-# this module is the one reader of the environment.
-
-
 def read_asset_overrides(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The per-asset override variables, by upper-cased name.
 
     ``AIOMODELKIT_<NAME>_FILE`` / ``AIOMODELKIT_<NAME>_VERSION`` and modelkit's
-    ``MODELKIT_<NAME>_FILE`` / ``_VERSION`` fallbacks (interpreted in ``_overrides.py``).
+    ``MODELKIT_<NAME>_FILE`` / ``_VERSION`` fallbacks (interpreted in ``_overrides.py``);
+    :class:`Settings` fills ``asset_overrides`` with them when it is built.
     Variables that are settings fields (``AIOMODELKIT_LOCK_FILE``) are left out.
 
     Example:
@@ -243,7 +290,7 @@ def read_asset_overrides(environ: Mapping[str, str] | None = None) -> dict[str, 
         {'AIOMODELKIT_MODELS_CLF_VERSION': '1.2'}
     """
     source = os.environ if environ is None else environ
-    fields = {f"AIOMODELKIT_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"AIOMODELKIT_{name.upper()}" for name in _FIELD_NAMES}
     found = {}
     for name, value in source.items():
         upper = name.upper()
@@ -254,3 +301,6 @@ def read_asset_overrides(environ: Mapping[str, str] | None = None) -> dict[str, 
         ):
             found[upper] = value
     return found
+
+
+_FIELD_NAMES = frozenset(Settings.model_fields)

@@ -11,14 +11,31 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ._errors import InvalidAssetSpecError, InvalidVersionError
 
-if TYPE_CHECKING:
-    from ._versioning import VersioningSystem
+__all__ = [
+    "AssetSpec",
+    "VersionValidator",
+    "validate_asset_name",
+    "validate_relative_path",
+    "validate_version_text",
+]
 
-__all__ = ["AssetSpec", "validate_asset_name", "validate_relative_path", "validate_version_text"]
+
+class VersionValidator(Protocol):
+    """What :meth:`AssetSpec.parse` needs of a versioning system (any
+    :class:`~aiomodelkit.VersioningSystem`); a protocol, so that specs sit below versioning."""
+
+    def validate(self, version: str, *, spec: str | None = None) -> str:
+        """Return ``version`` if this system accepts it.
+
+        Raises:
+            InvalidVersionError: it does not.
+        """
+        ...
+
 
 # A single file-name component may be at most 255 bytes on every common filesystem.
 MAX_SEGMENT_BYTES = 255
@@ -167,7 +184,7 @@ class AssetSpec:
                 )
 
     @classmethod
-    def parse(cls, text: str, *, versioning: VersioningSystem | None = None) -> AssetSpec:
+    def parse(cls, text: str, *, versioning: VersionValidator | None = None) -> AssetSpec:
         """Parse ``name[:version][[sub/part]]``.
 
         Args:

@@ -1,4 +1,4 @@
-"""Downloading one object to a local file: streamed, ranged when large, retried, verified.
+"""Moving one object from the store to a local file: streamed, or ranged when large; verified.
 
 * Objects below ``range_threshold`` stream with one GET. A transient failure (5xx,
   throttling, reset, stall, truncated body) resumes with a ranged GET from the last byte
@@ -6,11 +6,10 @@
 * Larger objects are split into ``part_size`` ranges fetched concurrently, all pinned to
   the version token from one HEAD, each written at its offset and retried on its own.
   An object replaced mid-download fails with :class:`IntegrityError` instead of mixing.
-* Every GET holds one token of the shared connection limiter for its whole life, so the
-  total number of requests in flight is bounded across all objects and assets; memory is
-  bounded by in-flight requests times ``WRITE_BUFFER``.
-* Disk writes go to worker threads in ``WRITE_BUFFER`` batches (``os.writev``/``pwritev``),
-  never one thread hop per network chunk, and never on the event loop.
+* Both paths read bodies through one loop (:meth:`Transfer._receive`): every GET holds one
+  token of the shared connection limiter for its whole life, so requests in flight are
+  bounded across all objects and assets; memory is bounded by requests in flight times
+  the write buffer.
 * Sizes are always checked; SHA-256 from the meta when it has one, else the store's MD5
   when it is a content hash.
 """
@@ -18,328 +17,339 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import random
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from ._errors import (
-    IntegrityError,
-    ModelkitError,
-    PreconditionFailedError,
-    StoreUnavailableError,
-    first_error,
-)
-from ._events import BytesReceived, Event, EventCallback, ObjectDownloaded, Retrying
+from ._errors import IntegrityError, ModelkitError, PreconditionFailedError, first_error
+from ._events import BytesReceived, ObjectDownloaded
 from ._pacing import RequestPacer
-from .stores._base import MiB, ObjectInfo, Store
+from ._retry import TruncatedBodyError, retrying
+from ._sink import FileSink, WriteBatcher
+from ._values import RANGE_WRITE_BUFFER, WRITE_BUFFER
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
+    from ._events import Emitter
     from ._layout import FileEntry
+    from ._values import RetryPolicy, TransferLimits
+    from .stores._base import ObjectInfo, Store
 
-__all__ = ["TransferConfig", "download_object", "with_retries"]
+__all__ = ["Transfer"]
 
 T = TypeVar("T")
 
-#: Bytes gathered from the network before one disk write (one worker-thread hop).
-WRITE_BUFFER = 1 * MiB
-#: The same for each range of a large object: 32 ranges in flight hold up to 32 of these
-#: (plus what aiohttp buffers per connection), which bounds peak memory.
-RANGE_WRITE_BUFFER = 512 * 1024
-#: Ranges of one object in flight at once (each also takes a connection of the budget).
-#: A cloud object store serves one connection at a fraction of a VM's link (S3: ~90 MB/s
-#: per connection against 10-25 Gbit/s), so one big object needs many connections; 16
-#: fill a 10 Gbit/s link. Each also costs memory (aiohttp buffers up to ~0.75 MiB per
-#: connection, plus our write buffer): 16 keep a 1 GiB download under 150 MiB of peak RSS,
-#: and the in-order hasher trails 16 x 8 MiB, ~0.1 s of hashing after the last byte.
-RANGES_PER_OBJECT = 16
-#: Bytes read back per call when hashing a ranged download (into one reused buffer).
-_HASH_BLOCK = 1 * MiB
 
+class Transfer:
+    """Downloads objects of one store under one budget (connections, disk threads, pacing).
 
-class TruncatedBodyError(StoreUnavailableError):
-    """A response body ended before all its bytes arrived (transient: resumed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TransferConfig:
-    """How objects are downloaded; one instance is shared by a whole manager.
-
-    Attributes:
-        connections: bounds GETs and HEADs in flight, across every asset and object.
-        disk: bounds worker threads writing to disk.
-        range_threshold: objects at least this big are fetched as concurrent ranges.
-        part_size: the size of each range.
-        ranges_per_object: ranges of one object in flight at once.
-        max_attempts: tries per object (or per range) on transient errors.
-        backoff: the first retry delay, doubled each time, with full jitter.
-        backoff_max: the longest retry delay.
-        pacer: spreads request starts over event-loop iterations.
-        on_event: receives progress events.
+    One instance serves a whole :class:`~aiomodelkit.AssetsManager`, so its limits hold
+    across every asset and object it fetches.
     """
 
-    connections: anyio.CapacityLimiter
-    disk: anyio.CapacityLimiter
-    batcher: WriteBatcher = field(default_factory=lambda: WriteBatcher())
-    pacer: RequestPacer = field(default_factory=lambda: RequestPacer())
-    range_threshold: int = 64 * MiB
-    part_size: int = 8 * MiB
-    ranges_per_object: int = RANGES_PER_OBJECT
-    max_attempts: int = 5
-    backoff: float = 0.25
-    backoff_max: float = 10.0
-    on_event: EventCallback | None = None
+    def __init__(
+        self, store: Store, limits: TransferLimits, retry: RetryPolicy, emitter: Emitter
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self.retry = retry
+        self.emitter = emitter
+        self.connections = anyio.CapacityLimiter(limits.connections)
+        self.disk = anyio.CapacityLimiter(limits.disk_threads)
+        self.pacer = RequestPacer()
+        self.batcher = WriteBatcher()
 
-    def emit(self, event: Event) -> None:
-        """Deliver a progress event, if anyone listens."""
-        if self.on_event is not None:
-            self.on_event(event)
+    async def request(self, call: Callable[[], Awaitable[T]], *, asset: str, key: str) -> T:
+        """Run one small store request (HEAD, index, meta) under the budget and retries."""
 
+        async def attempt() -> T:
+            async with self.connections:
+                await self.pacer.admit()
+                return await call()
 
-class _Slot:
-    __slots__ = ("done", "error")
+        return await retrying(self.retry, attempt, emitter=self.emitter, asset=asset, key=key)
 
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.error: BaseException | None = None
+    async def download(self, key: str, target: Path, entry: FileEntry, *, asset: str) -> int:
+        """Download one object to ``target`` and verify it; returns its size.
 
-
-class WriteBatcher:
-    """Group commit for small files: whole-file writes share worker-thread hops.
-
-    Thousands of small objects would otherwise cost a thread hop each (about 0.2 ms of
-    CPU, more than writing 16 KiB). The first writer to arrive runs every queued write in
-    one worker-thread call, then any that queued meanwhile; the others just wait.
-    """
-
-    MAX_BATCH = 64
-
-    def __init__(self) -> None:
-        self._queue: list[tuple[Callable[[], None], _Slot]] = []
-        self._flushing = False
-
-    async def run(self, job: Callable[[], None], limiter: anyio.CapacityLimiter) -> None:
-        """Run ``job`` (blocking file work) in a worker thread, batched with others.
-
-        A cancelled caller returns once its job can no longer touch the disk: a job still
-        queued is dropped, a job in a worker thread is waited for. Its caller may then
-        remove the job's files (a staging copy) without a write landing behind it.
+        Raises:
+            IntegrityError: the size or a checksum does not match, or the object was
+                replaced during the download.
+            StoreUnavailableError: transient errors outlasted ``max_attempts``.
+            AssetNotFoundError: the object is missing.
         """
-        slot = _Slot()
-        entry = (job, slot)
-        self._queue.append(entry)
-        if not self._flushing:
-            self._flushing = True
-            try:
-                # Shielded: the writes queued behind this task must finish even if its own
-                # caller is cancelled, or their waiters would wait forever.
-                with anyio.CancelScope(shield=True):
-                    while self._queue:
-                        batch = self._queue[: self.MAX_BATCH]
-                        del self._queue[: self.MAX_BATCH]
-                        errors = await anyio.to_thread.run_sync(_run_batch, batch, limiter=limiter)
-                        for (_, waiting), error in zip(batch, errors, strict=True):
-                            waiting.error = error
-                            waiting.done.set()
-            finally:
-                self._flushing = False
         try:
-            await slot.done.wait()
-        except anyio.get_cancelled_exc_class():
-            queued = next((i for i, item in enumerate(self._queue) if item is entry), None)
-            if queued is not None:
-                del self._queue[queued]
-            else:  # in a batch now: wait for it, or a file could appear after cleanup
-                with anyio.CancelScope(shield=True):
-                    await slot.done.wait()
+            return await self._download(key, target, entry, asset)
+        except ModelkitError as exc:
+            exc.add_context(asset=asset, key=key)  # store errors know the key, not the asset
             raise
-        if slot.error is not None:
-            raise slot.error
 
-
-def _run_batch(batch: list[tuple[Callable[[], None], _Slot]]) -> list[BaseException | None]:
-    errors: list[BaseException | None] = []
-    for job, _ in batch:
+    async def _download(self, key: str, target: Path, entry: FileEntry, asset: str) -> int:
+        info: ObjectInfo | None = None
+        if entry.size is None or entry.size >= self.limits.range_threshold:
+            info = await self.request(partial(self.store.stat, key), asset=asset, key=key)
+            _check_size(info.size, entry, asset, key)
+        sink = FileSink(target, sha256=entry.sha256 is not None, md5=False)
         try:
-            job()
-        except Exception as exc:  # delivered to the job's own awaiting task
-            errors.append(exc)
-        else:
-            errors.append(None)
-    return errors
+            if info is not None and info.size >= self.limits.range_threshold:
+                if not entry.sha256 and info.md5:
+                    sink.md5 = hashlib.md5(usedforsecurity=False)
+                await _Ranged(self, key, sink, info, asset).run()
+                size, expected_md5 = info.size, info.md5
+            else:
+                streamed = _Streamed(self, key, sink, entry, info, asset)
+                size, expected_md5 = await streamed.run()
+            sha256, md5 = sink.hexdigests()
+        finally:
+            if sink.fd is not None:  # small objects were written and closed in one call
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(sink.close, limiter=self.disk)
+        if entry.sha256 is not None and sha256 != entry.sha256:
+            raise IntegrityError("SHA-256 does not match the meta", asset=asset, key=key)
+        if entry.sha256 is None and expected_md5 is not None and md5 != expected_md5:
+            raise IntegrityError("MD5 does not match the store's", asset=asset, key=key)
+        self.emitter.emit(ObjectDownloaded(asset=asset, key=key, size=size))
+        return size
 
+    async def _receive(
+        self,
+        key: str,
+        *,
+        asset: str,
+        offset: int,
+        length: int | None,
+        token: str | None,
+        expected: int | None,
+        flush_at: int,
+        flush: Callable[[list[bytes]], Awaitable[None]],
+        on_open: Callable[[ObjectInfo], int] | None = None,
+    ) -> list[bytes]:
+        """The one read loop: one GET, its body handed to ``flush`` every ``flush_at`` bytes.
 
-class _Sink:
-    """A file being written, with its running digests (touched only from worker threads)."""
+        Holds a connection of the budget until the body is read; returns the bytes not yet
+        flushed, for the caller to write once the connection is back in the pool.
 
-    def __init__(self, path: Path, sha256: bool, md5: bool) -> None:
-        self.path = path
-        self.fd: int | None = None
-        self.sha256 = hashlib.sha256() if sha256 else None
-        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
-        self._hash_buffer: bytearray | None = None
-
-    def open(self, size: int | None = None) -> None:
-        if self.fd is None:
-            # Read-write: ranged downloads read the written prefix back to hash it.
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-            if size:
-                os.ftruncate(self.fd, size)
-
-    def append(self, chunks: list[bytes], close: bool) -> None:
-        self.open()
-        assert self.fd is not None
-        for digest in (self.sha256, self.md5):
-            if digest is not None:
-                for chunk in chunks:
-                    digest.update(chunk)
-        _write_all(self.fd, chunks, None)
-        if close:
-            self.close()
-
-    def write_at(self, chunks: list[bytes], position: int) -> None:
-        assert self.fd is not None
-        _write_all(self.fd, chunks, position)
-
-    def close(self) -> None:
-        self._hash_buffer = None
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            os.close(fd)
-
-    @property
-    def hashing(self) -> bool:
-        return self.sha256 is not None or self.md5 is not None
-
-    def hash_range(self, start: int, end: int) -> None:
-        """Feed bytes [start, end) of the file, already written, to the digests.
-
-        Ranged downloads land out of order; this reads the contiguous prefix back (from the
-        page cache) while later ranges are still arriving.
+        Args:
+            expected: the most bytes this body may have (more is an IntegrityError); None
+                lets ``on_open`` decide from the response.
+            on_open: called with the response's object info before the first chunk;
+                returns ``expected``.
         """
-        assert self.fd is not None
-        # One buffer, reused: a fresh block per read would be allocated in this worker
-        # thread's malloc arena, and glibc keeps such arenas' memory (peak RSS grew by
-        # tens of MiB per hashing thread).
-        if self._hash_buffer is None:
-            self._hash_buffer = bytearray(_HASH_BLOCK)
-        view = memoryview(self._hash_buffer)
-        while start < end:
-            count = os.preadv(self.fd, [view[: min(_HASH_BLOCK, end - start)]], start)
-            if not count:
-                raise OSError(f"{self.path} is shorter than the bytes written to it")
-            for digest in (self.sha256, self.md5):
-                if digest is not None:
-                    digest.update(view[:count])
-            start += count
+        emit = self.emitter.emit if self.emitter.active else None
+        async with self.connections:
+            await self.pacer.admit()
+            read = self.store.read(key, offset=offset, length=length, if_match=token)
+            async with read as stream:
+                if on_open is not None:
+                    expected = on_open(stream.info)
+                assert expected is not None
+                buffer: list[bytes] = []
+                buffered = received = 0
+                async for chunk in stream:
+                    buffer.append(chunk)
+                    buffered += len(chunk)
+                    received += len(chunk)
+                    if received > expected:
+                        raise IntegrityError(
+                            f"body is longer than the {expected} bytes expected",
+                            asset=asset,
+                            key=key,
+                        )
+                    if emit is not None:
+                        emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
+                    if buffered >= flush_at:
+                        await flush(buffer)
+                        buffer, buffered = [], 0
+                return buffer
 
-    def hexdigests(self) -> tuple[str | None, str | None]:
-        return (
-            self.sha256.hexdigest() if self.sha256 else None,
-            self.md5.hexdigest() if self.md5 else None,
+
+class _Streamed:
+    """One GET, resumed from the last byte written on transient errors."""
+
+    def __init__(
+        self,
+        transfer: Transfer,
+        key: str,
+        sink: FileSink,
+        entry: FileEntry,
+        info: ObjectInfo | None,
+        asset: str,
+    ) -> None:
+        self.transfer, self.key, self.sink, self.entry, self.asset = (
+            transfer,
+            key,
+            sink,
+            entry,
+            asset,
         )
+        self.written = 0  # bytes on disk: a retry resumes here (buffered bytes are lost)
+        self.token = info.version_token if info is not None else None
+        self.total = info.size if info is not None else entry.size
+        self.md5 = info.md5 if info is not None else None
+        self.first = True
 
+    async def run(self) -> tuple[int, str | None]:
+        t = self.transfer
+        await retrying(t.retry, self._attempt, emitter=t.emitter, asset=self.asset, key=self.key)
+        assert self.total is not None
+        return self.total, self.md5
 
-def _write_all(fd: int, chunks: list[bytes], position: int | None) -> None:
-    views = [memoryview(c) for c in chunks if c]
-    while views:
-        if position is None:
-            written = os.writev(fd, views)
-        else:
-            written = os.pwritev(fd, views, position)
-            position += written
-        while views and written >= len(views[0]):
-            written -= len(views[0])
-            views.pop(0)
-        if views and written:
-            views[0] = views[0][written:]
+    def _opened(self, info: ObjectInfo) -> int:
+        """The first response: it names the size, version token and MD5 of the object."""
+        self.first = False
+        _check_size(info.size, self.entry, self.asset, self.key)
+        self.total, self.token, self.md5 = info.size, info.version_token, info.md5
+        if self.entry.sha256 is None and self.md5 is not None:
+            self.sink.md5 = hashlib.md5(usedforsecurity=False)
+        return info.size
 
+    async def _append(self, buffer: list[bytes]) -> None:
+        await anyio.to_thread.run_sync(self.sink.append, buffer, False, limiter=self.transfer.disk)
+        self.written += sum(map(len, buffer))
 
-async def _attempts(
-    cfg: TransferConfig, asset: str, key: str, attempt: Callable[[], Awaitable[T]]
-) -> T:
-    """Run ``attempt`` until it succeeds, retrying transient errors with backoff.
-
-    Exponential backoff with full jitter, at most ``max_attempts`` tries, each retry
-    announced by a ``Retrying`` event. Written out rather than built with tenacity: its
-    per-call machinery measured ~60 µs per object, a visible share of the CPU spent on
-    thousands of small objects, and this loop is the whole policy.
-    """
-    number = 1
-    while True:
-        try:
-            return await attempt()
-        except StoreUnavailableError as exc:
-            if number >= cfg.max_attempts:
-                raise
-            delay = random.uniform(0, min(cfg.backoff_max, cfg.backoff * 2 ** (number - 1)))
-            cfg.emit(
-                Retrying(
-                    asset=asset,
-                    key=key,
-                    attempt=number,
-                    delay=delay,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+    async def _attempt(self) -> None:
+        t = self.transfer
+        with _replaced_is_integrity(self.asset, self.key):
+            tail = await t._receive(
+                self.key,
+                asset=self.asset,
+                offset=self.written,
+                length=None,
+                token=self.token,
+                expected=None if self.first else (self.total or 0) - self.written,
+                flush_at=WRITE_BUFFER,
+                flush=self._append,
+                on_open=self._opened if self.first else None,
             )
-            await anyio.sleep(delay)
-            number += 1
-
-
-async def download_object(
-    store: Store, key: str, target: Path, entry: FileEntry, cfg: TransferConfig, *, asset: str
-) -> int:
-    """Download one object to ``target`` and verify it; returns its size.
-
-    Raises:
-        IntegrityError: the size or a checksum does not match, or the object was replaced
-            during the download.
-        StoreUnavailableError: transient errors outlasted ``max_attempts``.
-        AssetNotFoundError: the object is missing.
-    """
-    try:
-        return await _download_object(store, key, target, entry, cfg, asset)
-    except ModelkitError as exc:
-        exc.add_context(asset=asset, key=key)  # store errors know the key, not the asset
-        raise
-
-
-async def _download_object(
-    store: Store, key: str, target: Path, entry: FileEntry, cfg: TransferConfig, asset: str
-) -> int:
-    info: ObjectInfo | None = None
-    if entry.size is None or entry.size >= cfg.range_threshold:
-        info = await with_retries(cfg, asset, key, lambda: store.stat(key))
-        _check_size(info.size, entry, asset, key)
-    size = info.size if info is not None else entry.size
-    sink = _Sink(target, sha256=entry.sha256 is not None, md5=False)
-    try:
-        if size is not None and size >= cfg.range_threshold and info is not None:
-            sink.md5 = hashlib.md5(usedforsecurity=False) if not entry.sha256 and info.md5 else None
-            await _ranged(store, key, sink, info, cfg, asset)
-            sha256, md5 = sink.hexdigests()
-            expected_md5 = info.md5
+        assert self.total is not None
+        size = sum(map(len, tail))
+        last = self.written + size >= self.total
+        # The body is read and the connection back in the pool: the last write must not hold
+        # a connection (under GIL contention a worker-thread write can take milliseconds).
+        if last and self.sink.fd is None:
+            # The whole object is in memory: write it with others in one hop.
+            await t.batcher.run(partial(self.sink.append, tail, True), t.disk)
         else:
-            size, expected_md5 = await _streamed(store, key, sink, entry, info, cfg, asset)
-            sha256, md5 = sink.hexdigests()
-    finally:
-        if sink.fd is not None:  # small objects were written and closed in one call
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(sink.close, limiter=cfg.disk)
-    if entry.sha256 is not None and sha256 != entry.sha256:
-        raise IntegrityError("SHA-256 does not match the meta", asset=asset, key=key)
-    if entry.sha256 is None and expected_md5 is not None and md5 != expected_md5:
-        raise IntegrityError("MD5 does not match the store's", asset=asset, key=key)
-    cfg.emit(ObjectDownloaded(asset=asset, key=key, size=size))
-    return size
+            await anyio.to_thread.run_sync(self.sink.append, tail, last, limiter=t.disk)
+        self.written += size
+        if not last:
+            raise TruncatedBodyError(
+                f"body ended after {self.written} of {self.total} bytes",
+                key=self.key,
+                asset=self.asset,
+            )
+
+
+class _Ranged:
+    """Concurrent ranged GETs pinned to one version of the object, written at offsets.
+
+    At most ``ranges_per_object`` ranges of one object are in flight, started in order, so
+    the contiguous prefix of the file grows steadily and is hashed (in a worker thread)
+    while the rest still downloads: verification costs a short tail, not a second pass.
+    """
+
+    def __init__(
+        self, transfer: Transfer, key: str, sink: FileSink, info: ObjectInfo, asset: str
+    ) -> None:
+        self.transfer, self.key, self.sink, self.info, self.asset = (
+            transfer,
+            key,
+            sink,
+            info,
+            asset,
+        )
+        part = transfer.limits.part_size
+        self.starts = list(range(0, info.size, part))
+        self.lengths = [min(part, info.size - start) for start in self.starts]
+        self.progress = [0] * len(self.starts)  # bytes of each range on disk: retries resume
+        self.landed = anyio.Event()  # set (and replaced) whenever a write lands
+
+    async def run(self) -> None:
+        t = self.transfer
+        await anyio.to_thread.run_sync(self.sink.open, self.info.size, limiter=t.disk)
+        # A pool of ``ranges_per_object`` workers taking the ranges in order, not a task per
+        # range: a 1 GiB object has 128 ranges, and spawning 128 tasks at once held the
+        # event loop for ~35 ms.
+        indices = iter(range(len(self.starts)))
+
+        async def worker() -> None:
+            for index in indices:  # shared: each range is taken by one worker
+                await retrying(
+                    t.retry,
+                    partial(self._attempt, index),
+                    emitter=t.emitter,
+                    asset=self.asset,
+                    key=self.key,
+                )
+
+        try:
+            async with anyio.create_task_group() as tg:
+                if self.sink.hashing:
+                    tg.start_soon(self._hash)
+                for _ in range(min(len(self.starts), t.limits.ranges_per_object)):
+                    tg.start_soon(worker)
+        except* ModelkitError as group:
+            first = first_error(group)  # one object, one error: the first failed part
+            raise first from first.__cause__
+        except* OSError as group:
+            # A local disk error (the caller maps it to CacheError): the first one, unwrapped.
+            leaf: BaseException = group
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise leaf from None
+
+    def _frontier(self) -> int:
+        """The end of the contiguous prefix on disk."""
+        for index, done in enumerate(self.progress):
+            if done < self.lengths[index]:
+                return self.starts[index] + done
+        return self.info.size
+
+    async def _hash(self) -> None:
+        hashed = 0
+        while hashed < self.info.size:
+            end = self._frontier()
+            if end > hashed:
+                await anyio.to_thread.run_sync(
+                    self.sink.hash_range, hashed, end, limiter=self.transfer.disk
+                )
+                hashed = end
+            else:
+                await self.landed.wait()
+
+    async def _write(self, index: int, buffer: list[bytes]) -> None:
+        at = self.starts[index] + self.progress[index]
+        await anyio.to_thread.run_sync(self.sink.write_at, buffer, at, limiter=self.transfer.disk)
+        self.progress[index] += sum(map(len, buffer))
+        self.landed.set()
+        self.landed = anyio.Event()
+
+    async def _attempt(self, index: int) -> None:
+        done, length = self.progress[index], self.lengths[index]
+        with _replaced_is_integrity(self.asset, self.key):
+            tail = await self.transfer._receive(
+                self.key,
+                asset=self.asset,
+                offset=self.starts[index] + done,
+                length=length - done,
+                token=self.info.version_token,
+                expected=length - done,
+                flush_at=RANGE_WRITE_BUFFER,
+                flush=partial(self._write, index),
+            )
+        if tail:
+            await self._write(index, tail)
+        if self.progress[index] < length:
+            raise TruncatedBodyError(
+                f"range ended after {self.progress[index]} of {length} bytes",
+                key=self.key,
+                asset=self.asset,
+            )
 
 
 @contextmanager
@@ -356,191 +366,8 @@ def _replaced_is_integrity(asset: str, key: str) -> Iterator[None]:
         ) from exc
 
 
-async def with_retries(
-    cfg: TransferConfig, asset: str, key: str, call: Callable[[], Awaitable[T]]
-) -> T:
-    """Run one store request under the retry policy (for metadata: HEAD, index, meta)."""
-
-    async def attempt() -> T:
-        async with cfg.connections:
-            await cfg.pacer.admit()
-            return await call()
-
-    return await _attempts(cfg, asset, key, attempt)
-
-
 def _check_size(actual: int, entry: FileEntry, asset: str, key: str) -> None:
     if entry.size is not None and actual != entry.size:
         raise IntegrityError(
             f"object has {actual} bytes, its meta records {entry.size}", asset=asset, key=key
         )
-
-
-async def _streamed(
-    store: Store,
-    key: str,
-    sink: _Sink,
-    entry: FileEntry,
-    info: ObjectInfo | None,
-    cfg: TransferConfig,
-    asset: str,
-) -> tuple[int, str | None]:
-    """One GET, resumed from the last byte written on transient errors."""
-    written = 0  # bytes on disk: a retry resumes here (bytes still in a buffer are lost)
-    token = info.version_token if info is not None else None
-    total = info.size if info is not None else entry.size
-    expected_md5 = info.md5 if info is not None else None
-    first = True
-
-    async def attempt() -> None:
-        nonlocal written, token, total, expected_md5, first
-        with _replaced_is_integrity(asset, key):
-            async with cfg.connections:
-                await cfg.pacer.admit()
-                async with store.read(key, offset=written, if_match=token) as stream:
-                    if first:
-                        first = False
-                        _check_size(stream.info.size, entry, asset, key)
-                        total = stream.info.size
-                        token = stream.info.version_token
-                        expected_md5 = stream.info.md5
-                        if entry.sha256 is None and expected_md5 is not None:
-                            sink.md5 = hashlib.md5(usedforsecurity=False)
-                    assert total is not None
-                    buffer: list[bytes] = []
-                    buffered = 0
-                    async for chunk in stream:
-                        buffer.append(chunk)
-                        buffered += len(chunk)
-                        if written + buffered > total:
-                            raise IntegrityError(
-                                f"body is longer than the object's {total} bytes",
-                                asset=asset,
-                                key=key,
-                            )
-                        cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
-                        if buffered >= WRITE_BUFFER:
-                            await anyio.to_thread.run_sync(
-                                sink.append, buffer, False, limiter=cfg.disk
-                            )
-                            written += buffered
-                            buffer, buffered = [], 0
-                    last = written + buffered >= total
-            # The body is read and the connection back in the pool: the last write must not
-            # hold a connection (under GIL contention a worker-thread write can take ms).
-            if last and sink.fd is None:
-                # The whole object is in memory: write it with others in one hop.
-                await cfg.batcher.run(partial(sink.append, buffer, True), cfg.disk)
-            else:
-                await anyio.to_thread.run_sync(sink.append, buffer, last, limiter=cfg.disk)
-            written += buffered
-            if not last:
-                raise TruncatedBodyError(
-                    f"body ended after {written} of {total} bytes", key=key, asset=asset
-                )
-
-    await _attempts(cfg, asset, key, attempt)
-    assert total is not None
-    return total, expected_md5
-
-
-async def _ranged(
-    store: Store, key: str, sink: _Sink, info: ObjectInfo, cfg: TransferConfig, asset: str
-) -> None:
-    """Concurrent ranged GETs pinned to one version of the object, written at offsets.
-
-    At most ``ranges_per_object`` ranges of one object are in flight, started in order, so
-    the contiguous prefix of the file grows steadily and is hashed (in a worker thread)
-    while the rest still downloads: verification costs a short tail, not a second pass.
-    """
-    token = info.version_token
-    await anyio.to_thread.run_sync(sink.open, info.size, limiter=cfg.disk)
-    starts = list(range(0, info.size, cfg.part_size))
-    lengths = [min(cfg.part_size, info.size - start) for start in starts]
-    progress = [0] * len(starts)  # bytes of each range on disk: a retry resumes there
-    landed = anyio.Event()
-
-    def frontier() -> int:
-        for index, done in enumerate(progress):
-            if done < lengths[index]:
-                return starts[index] + done
-        return info.size
-
-    async def part(index: int) -> None:
-        nonlocal landed
-        offset, length = starts[index], lengths[index]
-
-        async def write(buffer: list[bytes]) -> None:
-            nonlocal landed
-            at = offset + progress[index]
-            await anyio.to_thread.run_sync(sink.write_at, buffer, at, limiter=cfg.disk)
-            progress[index] += sum(len(chunk) for chunk in buffer)
-            landed.set()
-            landed = anyio.Event()
-
-        async def attempt() -> None:
-            with _replaced_is_integrity(asset, key):
-                done = progress[index]
-                async with cfg.connections:
-                    await cfg.pacer.admit()
-                    async with store.read(
-                        key, offset=offset + done, length=length - done, if_match=token
-                    ) as stream:
-                        buffer: list[bytes] = []
-                        buffered = 0
-                        async for chunk in stream:
-                            buffer.append(chunk)
-                            buffered += len(chunk)
-                            cfg.emit(BytesReceived(asset=asset, key=key, size=len(chunk)))
-                            if progress[index] + buffered > length:
-                                raise IntegrityError(
-                                    "range answer is too long", asset=asset, key=key
-                                )
-                            if buffered >= RANGE_WRITE_BUFFER:
-                                await write(buffer)
-                                buffer, buffered = [], 0
-                        if buffer:
-                            await write(buffer)
-                if progress[index] < length:
-                    raise TruncatedBodyError(
-                        f"range ended after {progress[index]} of {length} bytes",
-                        key=key,
-                        asset=asset,
-                    )
-
-        await _attempts(cfg, asset, key, attempt)
-
-    # A pool of ``ranges_per_object`` workers taking the ranges in order, not a task per
-    # range: a 1 GiB object has 128 ranges, and spawning 128 tasks at once held the event
-    # loop for ~35 ms.
-    indices = iter(range(len(starts)))
-
-    async def worker() -> None:
-        for index in indices:  # shared: each range is taken by one worker
-            await part(index)
-
-    async def hasher() -> None:
-        hashed = 0
-        while hashed < info.size:
-            end = frontier()
-            if end > hashed:
-                await anyio.to_thread.run_sync(sink.hash_range, hashed, end, limiter=cfg.disk)
-                hashed = end
-            else:
-                await landed.wait()
-
-    try:
-        async with anyio.create_task_group() as tg:
-            if sink.hashing:
-                tg.start_soon(hasher)
-            for _ in range(min(len(starts), cfg.ranges_per_object)):
-                tg.start_soon(worker)
-    except* ModelkitError as group:
-        first = first_error(group)  # one object, one error: the first failed part
-        raise first from first.__cause__
-    except* OSError as group:
-        # A local disk error (the caller maps it to CacheError): the first one, unwrapped.
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup):
-            leaf = leaf.exceptions[0]
-        raise leaf from None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from aiomodelkit._errors import InvalidStoreDataError, StoreError
+from aiomodelkit._values import DEFAULT_PREFIX, MiB, StoreOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -36,40 +37,6 @@ __all__ = [
     "join_key",
     "read_small_object",
 ]
-
-MiB = 1024 * 1024
-#: The key prefix modelkit uses when none is configured.
-DEFAULT_PREFIX = "modelkit-assets"
-
-
-@dataclass(frozen=True, slots=True)
-class StoreOptions:
-    """Client tuning shared by every store.
-
-    Attributes:
-        max_connections: connection pool size; aiobotocore's default of 10 silently queues
-            parallel downloads, so we default to 64.
-        chunk_size: bytes asked for per read of a response body (aiobotocore iterates 1 KiB
-            chunks by default, ~100k awaits per 100 MiB).
-        connect_timeout: seconds to open a connection.
-        read_timeout: seconds a body may stay silent before the read fails as transient
-            (an idle timeout, not a whole-transfer deadline).
-        list_page_size: keys asked for per listing page (stores cap it at 1000).
-    """
-
-    max_connections: int = 64
-    chunk_size: int = 1 * MiB
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    list_page_size: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        if self.chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1")
-        if not 1 <= self.list_page_size <= 1000:
-            raise ValueError("list_page_size must be between 1 and 1000")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from aiomodelkit._transfer import WriteBatcher
+from aiomodelkit._sink import WriteBatcher
 
 
 async def test_every_write_runs_and_errors_reach_their_own_writer() -> None:

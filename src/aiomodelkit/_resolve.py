@@ -1,0 +1,172 @@
+"""Specs to exact versions: from the lock file, the cache, or the store's ``.versions`` index.
+
+In order of preference, for ``name[:version]``:
+
+1. a spec the lock file covers resolves to its locked version, with no request;
+2. a complete version (``name:1.2``) is taken as is: whether it is cached is decided when
+   fetching, so a warm start costs no listing;
+3. offline (or with no store), the newest matching version in the cache;
+4. otherwise the store's index, read once per name per call of ``fetch_many``; if the store
+   is unreachable and ``offline_fallback`` is on, the newest matching cached version.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import anyio.to_thread
+
+from ._errors import AssetNotFoundError, ModelkitError, StoreUnavailableError
+from ._layout import AssetMeta, meta_key, parse_index, parse_meta, versions_key
+from ._singleflight import Memo
+from .stores._base import read_small_object
+
+if TYPE_CHECKING:
+    from ._cache import AssetCache
+    from ._lockfile import LockedAsset, LockFile
+    from ._spec import AssetSpec
+    from ._transfer import Transfer
+    from ._versioning import VersioningSystem
+
+__all__ = ["IndexCache", "Resolution", "Resolver"]
+
+logger = logging.getLogger("aiomodelkit")
+
+IndexCache = Memo[str, list[str]]
+"""The ``.versions`` indexes read during one call, by asset name."""
+
+Resolution = Literal["store", "cache", "lock", "fallback"]
+"""Where a version was decided: the store's index, the cache, the lock file, or the cache
+because the store was unreachable."""
+
+
+class Resolver:
+    """Resolves specs against one store, one cache and an optional lock file.
+
+    Args:
+        cache: the local cache.
+        versioning: the store's versioning system.
+        transfer: reads the store under the manager's budget and retries; None offline.
+        lock: a lock file to honour.
+        offline: never read the store.
+        offline_fallback: serve the newest matching cached version when the store is down.
+    """
+
+    def __init__(
+        self,
+        cache: AssetCache,
+        versioning: VersioningSystem,
+        *,
+        transfer: Transfer | None,
+        lock: LockFile | None = None,
+        offline: bool = False,
+        offline_fallback: bool = True,
+    ) -> None:
+        self.cache = cache
+        self.versioning = versioning
+        self.transfer = transfer
+        self.lock = lock
+        self.offline = offline or transfer is None
+        self._offline_fallback = offline_fallback
+        self._no_store = transfer is None
+
+    def why_offline(self) -> str:
+        """Why the store is not asked, for messages."""
+        return "no store is configured" if self._no_store else "offline mode is on"
+
+    def locked(self, spec: AssetSpec) -> LockedAsset | None:
+        """The lock file's entry for ``spec``, if any."""
+        return self.lock.get(spec) if self.lock is not None else None
+
+    def is_pinned(self, spec: AssetSpec) -> bool:
+        """Whether ``spec`` names a complete version that the lock file does not contradict:
+        then a cached copy can be served without any request."""
+        if spec.version is None or not self.versioning.is_complete(spec.version):
+            return False
+        locked = self.locked(spec)
+        return locked is None or locked.version == spec.version
+
+    async def read(self, name: str, key: str) -> bytes:
+        """A small metadata object, under the same budget and retries as the data."""
+        assert self.transfer is not None
+        store = self.transfer.store
+        try:
+            return await self.transfer.request(
+                lambda: read_small_object(store, key), asset=name, key=key
+            )
+        except ModelkitError as exc:
+            exc.add_context(asset=name)
+            raise
+
+    async def index(self, name: str) -> list[str]:
+        """The versions the store's index lists, newest first."""
+        raw = await self.read(name, versions_key(name))
+        return parse_index(raw, name=name, versioning=self.versioning)
+
+    async def meta(self, name: str, version: str) -> tuple[bytes, AssetMeta]:
+        """The raw and parsed ``.meta`` of one version.
+
+        Raises:
+            AssetNotFoundError: the version (or the whole asset) does not exist; the error
+                lists the versions that do.
+        """
+        try:
+            raw = await self.read(name, meta_key(name, version))
+        except AssetNotFoundError as exc:
+            available = None
+            message = f"version {version} does not exist"
+            try:
+                available = await self.index(name)
+            except AssetNotFoundError:
+                message = "asset does not exist (it has no .versions index)"
+            except ModelkitError:
+                pass  # the index is only read to make the error helpful
+            raise AssetNotFoundError(
+                message,
+                asset=name,
+                key=exc.key,
+                store_url=exc.store_url,
+                available_versions=available,
+            ) from None
+        return raw, parse_meta(raw, name=name, version=version)
+
+    async def resolve(
+        self, spec: AssetSpec, index: IndexCache | None = None, *, use_lock: bool = True
+    ) -> tuple[str, Resolution]:
+        """The exact version ``spec`` names, and where that answer came from.
+
+        Raises:
+            AssetNotFoundError: no version matches (the error lists those available).
+            InvalidVersionError: the spec's version is not one of this versioning system.
+        """
+        name = spec.name
+        if spec.version is not None:
+            self.versioning.validate(spec.version, spec=str(spec))
+        locked = self.locked(spec) if use_lock else None
+        if locked is not None:
+            return locked.version, "lock"
+        if spec.version is not None and self.versioning.is_complete(spec.version):
+            if not self.offline:
+                return spec.version, "store"
+        local = await anyio.to_thread.run_sync(self.cache.local_versions, name, self.versioning)
+        if self.offline:
+            try:
+                return self.versioning.resolve(local, spec.version, asset=name), "cache"
+            except AssetNotFoundError as exc:
+                raise AssetNotFoundError(
+                    f"{spec} is not in the cache and {self.why_offline()}",
+                    asset=name,
+                    available_versions=exc.available_versions,
+                ) from None
+        try:
+            remote = await (index or Memo()).get(name, lambda: self.index(name))
+        except StoreUnavailableError:
+            matching = [
+                v for v in local if spec.version is None or self.versioning.matches(spec.version, v)
+            ]
+            if not (self._offline_fallback and matching):
+                raise
+            logger.warning("store unreachable: %s resolved to cached version %s", spec, matching[0])
+            return matching[0], "fallback"
+        return self.versioning.resolve(remote, spec.version, asset=name), "store"

@@ -1,0 +1,194 @@
+"""The disk side of a download: files written in large batches, hashed as they land.
+
+* :class:`FileSink` is one file being written, with its running digests. It is touched only
+  from worker threads: streamed downloads append (hashing as they go); ranged downloads
+  write at offsets and hash the contiguous prefix back from the page cache.
+* :class:`WriteBatcher` is group commit for small files: thousands of whole-file writes
+  share worker-thread hops instead of paying one each.
+* Writes go through ``os.writev`` / ``os.pwritev`` in ~1 MiB batches, never one thread hop
+  per network chunk, and never on the event loop.
+
+Why worker threads and not aiofiles: aiofiles runs every call in the default executor,
+one thread hop per ``write()``; batching ~1 MiB per hop ourselves, with ``writev`` and a
+bounded limiter, is what held a 1 GiB download at ~2.7 s of client CPU (aiofiles'
+per-call hop measured ~0.2 ms, more than writing a 16 KiB object).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+
+from ._values import MiB
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+__all__ = ["FileSink", "WriteBatcher"]
+
+#: Bytes read back per call when hashing a ranged download (into one reused buffer).
+_HASH_BLOCK = 1 * MiB
+
+
+class _Slot:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+
+
+class WriteBatcher:
+    """Group commit for small files: whole-file writes share worker-thread hops.
+
+    Thousands of small objects would otherwise cost a thread hop each (about 0.2 ms of
+    CPU, more than writing 16 KiB). The first writer to arrive runs every queued write in
+    one worker-thread call, then any that queued meanwhile; the others just wait.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[Callable[[], None], _Slot]] = []
+        self._flushing = False
+
+    async def run(self, job: Callable[[], None], limiter: anyio.CapacityLimiter) -> None:
+        """Run ``job`` (blocking file work) in a worker thread, batched with others.
+
+        A cancelled caller returns once its job can no longer touch the disk: a job still
+        queued is dropped, a job in a worker thread is waited for. Its caller may then
+        remove the job's files (a staging copy) without a write landing behind it.
+        """
+        slot = _Slot()
+        entry = (job, slot)
+        self._queue.append(entry)
+        if not self._flushing:
+            self._flushing = True
+            try:
+                # Shielded: the writes queued behind this task must finish even if its own
+                # caller is cancelled, or their waiters would wait forever.
+                with anyio.CancelScope(shield=True):
+                    while self._queue:
+                        batch = self._queue[: self.MAX_BATCH]
+                        del self._queue[: self.MAX_BATCH]
+                        errors = await anyio.to_thread.run_sync(_run_batch, batch, limiter=limiter)
+                        for (_, waiting), error in zip(batch, errors, strict=True):
+                            waiting.error = error
+                            waiting.done.set()
+            finally:
+                self._flushing = False
+        try:
+            await slot.done.wait()
+        except anyio.get_cancelled_exc_class():
+            queued = next((i for i, item in enumerate(self._queue) if item is entry), None)
+            if queued is not None:
+                del self._queue[queued]
+            else:  # in a batch now: wait for it, or a file could appear after cleanup
+                with anyio.CancelScope(shield=True):
+                    await slot.done.wait()
+            raise
+        if slot.error is not None:
+            raise slot.error
+
+
+def _run_batch(batch: list[tuple[Callable[[], None], _Slot]]) -> list[BaseException | None]:
+    errors: list[BaseException | None] = []
+    for job, _ in batch:
+        try:
+            job()
+        except Exception as exc:  # delivered to the job's own awaiting task
+            errors.append(exc)
+        else:
+            errors.append(None)
+    return errors
+
+
+class FileSink:
+    """A file being written, with its running digests (touched only from worker threads)."""
+
+    def __init__(self, path: Path, sha256: bool, md5: bool) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.sha256 = hashlib.sha256() if sha256 else None
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self._hash_buffer: bytearray | None = None
+
+    def open(self, size: int | None = None) -> None:
+        if self.fd is None:
+            # Read-write: ranged downloads read the written prefix back to hash it.
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            if size:
+                os.ftruncate(self.fd, size)
+
+    def append(self, chunks: list[bytes], close: bool) -> None:
+        self.open()
+        assert self.fd is not None
+        for digest in (self.sha256, self.md5):
+            if digest is not None:
+                for chunk in chunks:
+                    digest.update(chunk)
+        _write_all(self.fd, chunks, None)
+        if close:
+            self.close()
+
+    def write_at(self, chunks: list[bytes], position: int) -> None:
+        assert self.fd is not None
+        _write_all(self.fd, chunks, position)
+
+    def close(self) -> None:
+        self._hash_buffer = None
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+    @property
+    def hashing(self) -> bool:
+        return self.sha256 is not None or self.md5 is not None
+
+    def hash_range(self, start: int, end: int) -> None:
+        """Feed bytes [start, end) of the file, already written, to the digests.
+
+        Ranged downloads land out of order; this reads the contiguous prefix back (from the
+        page cache) while later ranges are still arriving.
+        """
+        assert self.fd is not None
+        # One buffer, reused: a fresh block per read would be allocated in this worker
+        # thread's malloc arena, and glibc keeps such arenas' memory (peak RSS grew by
+        # tens of MiB per hashing thread).
+        if self._hash_buffer is None:
+            self._hash_buffer = bytearray(_HASH_BLOCK)
+        view = memoryview(self._hash_buffer)
+        while start < end:
+            count = os.preadv(self.fd, [view[: min(_HASH_BLOCK, end - start)]], start)
+            if not count:
+                raise OSError(f"{self.path} is shorter than the bytes written to it")
+            for digest in (self.sha256, self.md5):
+                if digest is not None:
+                    digest.update(view[:count])
+            start += count
+
+    def hexdigests(self) -> tuple[str | None, str | None]:
+        return (
+            self.sha256.hexdigest() if self.sha256 else None,
+            self.md5.hexdigest() if self.md5 else None,
+        )
+
+
+def _write_all(fd: int, chunks: list[bytes], position: int | None) -> None:
+    views = [memoryview(c) for c in chunks if c]
+    while views:
+        if position is None:
+            written = os.writev(fd, views)
+        else:
+            written = os.pwritev(fd, views, position)
+            position += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]

@@ -1,0 +1,157 @@
+"""Constants and frozen values that every layer may import: limits, retries, timeouts, units.
+
+Nothing here reads the environment or does I/O. :class:`~aiomodelkit.Settings` (the one
+reader of the environment) turns into these values at the entry points (the CLI, a
+``ModelLibrary`` or ``AssetsManager`` given no settings); the engine and the stores only
+ever see the values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "DISK_THREADS",
+    "RANGES_PER_OBJECT",
+    "RANGE_WRITE_BUFFER",
+    "WRITE_BUFFER",
+    "FetchOptions",
+    "LibraryOptions",
+    "MiB",
+    "RetryPolicy",
+    "StoreOptions",
+    "TransferLimits",
+]
+
+MiB = 1024 * 1024
+#: The key prefix modelkit uses when none is configured.
+DEFAULT_PREFIX = "modelkit-assets"
+
+#: Worker threads writing and hashing downloads at once (each write is ~1 MiB). Writes to
+#: the page cache are memory copies: a few threads keep up with any network, and each extra
+#: thread costs a malloc arena (peak RSS).
+DISK_THREADS = 4
+#: Bytes gathered from the network before one disk write (one worker-thread hop).
+WRITE_BUFFER = 1 * MiB
+#: The same for each range of a large object: 16 ranges in flight hold up to 16 of these
+#: (plus what aiohttp buffers per connection), which bounds peak memory.
+RANGE_WRITE_BUFFER = 512 * 1024
+#: Ranges of one object in flight at once (each also takes a connection of the budget).
+#: A cloud object store serves one connection at a fraction of a VM's link (S3: ~90 MB/s
+#: per connection against 10-25 Gbit/s), so one big object needs many connections; 16
+#: fill a 10 Gbit/s link. Each also costs memory (aiohttp buffers up to ~0.75 MiB per
+#: connection, plus our write buffer): 16 keep a 1 GiB download under 150 MiB of peak RSS,
+#: and the in-order hasher trails 16 x 8 MiB, ~0.1 s of hashing after the last byte.
+RANGES_PER_OBJECT = 16
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    """Client tuning shared by every store.
+
+    Attributes:
+        max_connections: connection pool size; aiobotocore's default of 10 silently queues
+            parallel downloads, so we default to 64.
+        chunk_size: bytes asked for per read of a response body (aiobotocore iterates 1 KiB
+            chunks by default, ~100k awaits per 100 MiB).
+        connect_timeout: seconds to open a connection.
+        read_timeout: seconds a body may stay silent before the read fails as transient
+            (an idle timeout, not a whole-transfer deadline).
+        list_page_size: keys asked for per listing page (stores cap it at 1000).
+    """
+
+    max_connections: int = 64
+    chunk_size: int = 1 * MiB
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    list_page_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if self.chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        if not 1 <= self.list_page_size <= 1000:
+            raise ValueError("list_page_size must be between 1 and 1000")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient store errors are retried: exponential backoff with full jitter.
+
+    Attributes:
+        max_attempts: tries per request (an object, one range of it, a metadata read).
+        backoff: the first retry delay (seconds), doubled each time.
+        backoff_max: the longest retry delay (seconds).
+    """
+
+    max_attempts: int = 5
+    backoff: float = 0.25
+    backoff_max: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.backoff < 0 or self.backoff_max < 0:
+            raise ValueError("retry delays cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLimits:
+    """How much of the link, the store and the disk one manager's downloads may take.
+
+    Attributes:
+        connections: GETs and HEADs in flight at once, across every asset and object.
+        disk_threads: worker threads writing and hashing at once.
+        range_threshold: objects at least this big are fetched as concurrent ranges.
+        part_size: the size of each range.
+        ranges_per_object: ranges of one object in flight at once.
+    """
+
+    connections: int = 64
+    disk_threads: int = DISK_THREADS
+    range_threshold: int = 64 * MiB
+    part_size: int = 8 * MiB
+    ranges_per_object: int = RANGES_PER_OBJECT
+
+    def __post_init__(self) -> None:
+        for name in ("connections", "disk_threads", "range_threshold", "part_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.ranges_per_object < 1:
+            raise ValueError("ranges_per_object must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    """What an assets manager does when asked for a version.
+
+    Attributes:
+        offline: never touch the network; serve only the cache.
+        offline_fallback: when the store is unreachable, resolve a partial spec to the
+            newest matching cached version.
+        force_download: download again even a cached version.
+        cache_locking: take a per-version file lock while downloading (saves duplicate
+            work across processes; correctness never depends on it).
+        fetch_deadline: an overall limit (seconds) for one fetch or fetch_many, or None.
+    """
+
+    offline: bool = False
+    offline_fallback: bool = True
+    force_download: bool = False
+    cache_locking: bool = True
+    fetch_deadline: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryOptions:
+    """How a model library loads.
+
+    Attributes:
+        lazy_loading: load nothing on entry; models load on first ``aget``.
+        max_load_threads: plain-``def`` ``_load`` calls running at once in worker threads.
+    """
+
+    lazy_loading: bool = False
+    max_load_threads: int = 16
