@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from anyio import AsyncContextManagerMixin
@@ -26,9 +26,10 @@ from ._graph import ModelGraph, build_graph
 from ._loader import Loader, Slot, initial_status
 from ._manager import AssetsManager
 from ._model import Model, checked
-from ._overrides import AssetPlan, plan_asset
-from ._settings import Settings, read_asset_overrides
-from ._status import LibraryEventCallback, ModelState, ModelStatus, render_tree
+from ._overrides import AssetPlan, locate_asset, plan_asset
+from ._render import render_tree
+from ._settings import Settings
+from ._status import LibraryEventCallback, ModelState, ModelStatus
 from ._versioning import VersioningSystem, get_versioning
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class ModelLibrary(AsyncContextManagerMixin):
             merged over ``model_settings`` (``{"clf": {"asset_path": "/models/clf"}}``).
         configuration: per-key overrides: a dict replaces the fields it names, a
             :class:`ModelConfiguration` replaces the entry.
-        settings: store, cache and override settings (default: ``Settings.load()``).
+        settings: store, cache and override settings (default: ``Settings.load()``, from
+            the environment). Given settings, the library reads no environment at all.
         assets_manager: fetch through this manager, which the caller enters and closes;
             by default the library builds one from ``settings`` and owns it.
         lazy_loading: load nothing on entry; :meth:`aget` loads a model and its dependencies
@@ -141,28 +143,34 @@ class ModelLibrary(AsyncContextManagerMixin):
             raise RuntimeError(f"a ModelLibrary can be entered only once (it is {self._state})")
         self._state = LibraryState.OPENING
         try:
-            settings = self._settings or Settings.load()
             # Validation first: the graph, settings and overrides raise before any I/O.
-            versioning = self._versioning(settings)
-            override_dir = settings.assets_dir_override
-            loader = self._loader = Loader(
-                self.graph,
-                self._plans(versioning),
-                versioning=versioning,
-                override_dir=Path(override_dir) if override_dir else None,
-                load_threads=settings.max_load_threads,
-                allow_partial=self._allow_partial,
-                validate=self._validate,
-                on_event=self._on_event,
-            )
-            lazy = self._lazy if self._lazy is not None else settings.lazy_loading
+            settings = self._config()
+            versioning = self._versioning()
+            plans = self._plans(versioning)
             async with AsyncExitStack() as stack:
-                if self._manager is None and loader.needs_store():
-                    self._manager = await stack.enter_async_context(
+                manager = self._manager
+                if manager is None and any(p.spec and not p.path for p in plans.values()):
+                    manager = self._manager = await stack.enter_async_context(
                         AssetsManager(settings=settings, on_event=self._on_event)
                     )
-                loader.manager = self._manager
+                locate = partial(
+                    locate_asset,
+                    fetch=manager.fetch if manager is not None else None,
+                    override_dir=settings.assets_dir_override,
+                    versioning=versioning,
+                )
+                options = settings.library_options()
+                loader = self._loader = Loader(
+                    self.graph,
+                    plans,
+                    locate=locate,
+                    load_threads=options.max_load_threads,
+                    allow_partial=self._allow_partial,
+                    validate=self._validate,
+                    on_event=self._on_event,
+                )
                 try:
+                    lazy = self._lazy if self._lazy is not None else options.lazy_loading
                     if not lazy:
                         await loader.load(self.graph.required)
                     self._state = LibraryState.OPEN
@@ -173,13 +181,19 @@ class ModelLibrary(AsyncContextManagerMixin):
         finally:
             self._state = LibraryState.CLOSED
 
-    def _versioning(self, settings: Settings | None = None) -> VersioningSystem:
+    def _config(self) -> Settings:
+        """The settings given, else (the one place) the environment's, read once."""
+        if self._settings is None:
+            self._settings = Settings.load()
+        return self._settings
+
+    def _versioning(self) -> VersioningSystem:
         if self._manager is not None:
             return self._manager.versioning
-        return get_versioning((settings or self._settings or Settings.load()).versioning)
+        return get_versioning(self._config().versioning)
 
     def _plans(self, versioning: VersioningSystem) -> dict[str, AssetPlan]:
-        variables = read_asset_overrides()
+        variables = self._config().asset_overrides
         return {
             key: plan_asset(conf.asset, conf.model_settings, variables, versioning, key=key)
             for key, conf in self.graph.configurations.items()

@@ -1,10 +1,11 @@
 """The engine under ``ModelLibrary``: one task per model, single-flight, timeline events.
 
-Each model's task locates its asset (a verbatim path, the override dir, or a fetch through
-the shared assets manager), then waits for its dependencies, then awaits ``_load`` (a sync
-one in a worker thread, under one limiter). A key is loaded by one task at a time: other
-callers wait for that attempt's event, and if the attempt was cancelled, the next caller
-starts again. Every failure becomes one :class:`LoadError`, recorded once, in order.
+Each model's task locates its asset (with the ``locate`` function it is given: a verbatim
+path, the override dir, or a fetch through the assets manager), then waits for its
+dependencies, then awaits ``_load`` (a sync one in a worker thread, under one limiter). A
+key is loaded by one task at a time: other callers wait for that attempt's event, and if
+the attempt was cancelled, the next caller starts again. Every failure becomes one
+:class:`LoadError`, recorded once, in order.
 
 Assets are fetched dependencies first: a model's fetch starts once the assets of the models
 it depends on are on disk (fetched, found, or failed), not at once with them. A model can
@@ -27,7 +28,6 @@ import anyio
 
 from ._errors import LoadError
 from ._model import Model, ModelDependencies
-from ._overrides import AssetPlan, locate_asset
 from ._status import (
     LibraryEventCallback,
     ModelEvent,
@@ -41,12 +41,13 @@ from ._status import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
     from pathlib import Path
 
     from ._graph import ModelConfiguration, ModelGraph
-    from ._manager import AssetsManager
-    from ._versioning import VersioningSystem
+    from ._overrides import AssetPlan, LocatedAsset
+
+    Locate = Callable[[AssetPlan], Awaitable[LocatedAsset]]
 
 __all__ = ["CLOSE_TIMEOUT", "Loader", "Slot", "initial_status"]
 
@@ -87,8 +88,7 @@ class Loader:
         graph: ModelGraph,
         plans: Mapping[str, AssetPlan],
         *,
-        versioning: VersioningSystem,
-        override_dir: Path | None,
+        locate: Locate,
         load_threads: int,
         allow_partial: bool,
         validate: bool | None,
@@ -99,10 +99,8 @@ class Loader:
             key: Slot(key, conf, plans[key], initial_status(key, conf, plans[key]))
             for key, conf in graph.configurations.items()
         }
-        self.manager: AssetsManager | None = None  # set once the library has one open
         self.closed = False
-        self._versioning = versioning
-        self._override_dir = override_dir
+        self._locate_asset = locate
         self._limiter = anyio.CapacityLimiter(load_threads)
         self._allow_partial = allow_partial
         self._validate = validate
@@ -110,10 +108,6 @@ class Loader:
         self._loaded: list[Slot] = []  # in load order: closed in reverse
         self._failures: list[LoadError] = []
         self._t0 = time.perf_counter()
-
-    def needs_store(self) -> bool:
-        """Whether any model may have to fetch its asset."""
-        return any(s.plan.spec is not None and s.plan.path is None for s in self.slots.values())
 
     async def load(self, keys: Iterable[str]) -> None:
         """Load ``keys`` and their dependencies, one task each.
@@ -277,9 +271,7 @@ class Loader:
         asset = str(plan.spec or plan.path)
         self._update(slot, state=ModelState.FETCHING, fetch_started=start)
         self._emit(ModelFetchStarted(model=slot.key, at=start, asset=asset))
-        found = await locate_asset(
-            plan, self.manager, override_dir=self._override_dir, versioning=self._versioning
-        )
+        found = await self._locate_asset(plan)
         end = self._now()
         self._update(
             slot,

@@ -15,8 +15,9 @@ the store                       fetched through the :class:`AssetsManager` into 
 the sub-part** (modelkit drops it). ``<NAME>`` is the asset name upper-cased, each run of
 ``/``, ``-`` and ``.`` replaced by ``_``: ``models/my-clf`` → ``MODELS_MY_CLF``. modelkit's
 ``MODELKIT_<NAME>_FILE`` / ``_VERSION`` are read as fallbacks, with these semantics. The
-variables themselves are read by ``_settings.read_asset_overrides`` (the one reader of the
-environment); this module only interprets them.
+variables themselves are read when :class:`~aiomodelkit.Settings` is built (its
+``asset_overrides``; it is the one reader of the environment); this module only interprets
+them.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ import anyio.to_thread
 from ._errors import AssetNotFoundError, ConfigError, ModelkitError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
-    from ._manager import AssetsManager
+    from ._fetch import FetchedAsset
     from ._spec import AssetSpec
     from ._versioning import VersioningSystem
+
+    Fetch = Callable[[AssetSpec], Awaitable[FetchedAsset]]
 
 __all__ = [
     "AssetPlan",
@@ -104,7 +107,7 @@ def plan_asset(
     Args:
         spec: the configured spec, or None for a model without an asset.
         model_settings: the merged settings, which may hold ``asset_path``.
-        variables: override variables by upper-case name (see ``read_asset_overrides``).
+        variables: override variables by upper-case name (``Settings.asset_overrides``).
         versioning: validates a VERSION override.
         key: the model's configuration key, for messages.
 
@@ -180,16 +183,23 @@ class LocatedAsset:
 
 async def locate_asset(
     plan: AssetPlan,
-    manager: AssetsManager | None,
     *,
+    fetch: Fetch | None,
     override_dir: Path | None,
     versioning: VersioningSystem,
 ) -> LocatedAsset:
-    """Find ``plan``'s asset: its verbatim path, else the override dir, else a fetch.
+    """Find ``plan``'s asset: its verbatim path, else the override dir, else ``fetch`` it.
+
+    Args:
+        plan: what :func:`plan_asset` decided.
+        fetch: fetches a spec into the cache (an assets manager's ``fetch``), or None
+            when no model may need the store.
+        override_dir: the ``assets_dir_override`` setting.
+        versioning: picks the newest matching version in the override dir.
 
     Raises:
         AssetNotFoundError: a verbatim path is missing, or the store has no such asset.
-        ConfigError: the asset must be fetched but there is no assets manager.
+        ConfigError: the asset must be fetched but there is nothing to fetch with.
     """
     asset = str(plan.spec or plan.path)
     if plan.path is not None:
@@ -206,7 +216,7 @@ async def locate_asset(
         )
         if found is not None:
             return LocatedAsset(found[1], found[0], "override_dir")
-    if manager is None:
+    if fetch is None:
         raise ConfigError("no assets manager to fetch with", asset=asset)
-    fetched = await manager.fetch(plan.spec)
+    fetched = await fetch(plan.spec)
     return LocatedAsset(fetched.path, fetched.version, "cache" if fetched.from_cache else "store")

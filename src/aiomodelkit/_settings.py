@@ -227,7 +227,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _FallbackSource(settings_cls))
+        explicit = getattr(init_settings, "init_kwargs", {})
+        return (init_settings, env_settings, _FallbackSource(settings_cls, explicit=explicit))
 
 
 class _FallbackSource(EnvSettingsSource):
@@ -235,8 +236,11 @@ class _FallbackSource(EnvSettingsSource):
     the per-asset override variables (whose names depend on asset names, so they cannot be
     fields of their own)."""
 
-    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], *, explicit: Mapping[str, Any]) -> None:
         super().__init__(settings_cls, case_sensitive=True, env_prefix="")
+        # pydantic-settings merges dict values across sources: an explicit
+        # asset_overrides={} must not be filled from the environment.
+        self._explicit = frozenset(explicit)
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -244,7 +248,9 @@ class _FallbackSource(EnvSettingsSource):
     def __call__(self) -> dict[str, Any]:
         environ = dict(os.environ)
         env = {k: v for k, v in environ.items() if k.startswith("MODELKIT_")}
-        values: dict[str, Any] = {"asset_overrides": read_asset_overrides(environ)}
+        values: dict[str, Any] = {}
+        if "asset_overrides" not in self._explicit:
+            values["asset_overrides"] = read_asset_overrides(environ)
         if env.get("MODELKIT_ASSETS_DIR"):
             values["assets_dir"] = env["MODELKIT_ASSETS_DIR"]
         if env.get("MODELKIT_ASSETS_VERSIONING_SYSTEM"):

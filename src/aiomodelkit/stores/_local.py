@@ -14,7 +14,7 @@ import os
 import shutil
 import stat as stat_module
 import uuid
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
@@ -37,7 +37,7 @@ from aiomodelkit._spec import validate_relative_path
 from ._base import ObjectInfo, ObjectStream, StoreOptions
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
     from types import TracebackType
 
 __all__ = ["LocalStore"]
@@ -113,12 +113,12 @@ class LocalStore:
                 "key resolves outside the store root (symlink)", key=key, store_url=self.url
             )
 
-    @contextmanager
-    def _map_errors(self, key: str | None) -> Iterator[None]:
+    @asynccontextmanager
+    async def _map_errors(self, key: str | None) -> AsyncIterator[None]:
         try:
             yield
         except (FileNotFoundError, NotADirectoryError) as exc:
-            if not self._root.is_dir():
+            if not await anyio.to_thread.run_sync(self._root.is_dir):
                 raise BucketNotFoundError(
                     "the local store's root directory does not exist", store_url=self.url
                 ) from exc
@@ -150,7 +150,7 @@ class LocalStore:
 
     async def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
-        with self._map_errors(key):
+        async with self._map_errors(key):
             st = await anyio.to_thread.run_sync(self._stat_sync, path, key)
         return self._info(key, st)
 
@@ -172,7 +172,7 @@ class LocalStore:
     ) -> AsyncIterator[ObjectStream]:
         path = self._path(key)
         end = None if length is None else offset + length
-        with self._map_errors(key):
+        async with self._map_errors(key):
             # One worker-thread call opens, checks and reads the first chunk: a small
             # object costs one thread hop in all.
             fd, st, first = await anyio.to_thread.run_sync(
@@ -230,7 +230,7 @@ class LocalStore:
         position = offset + len(first)
         stop = st.st_size if end is None else min(end, st.st_size)
         while position < stop:
-            with self._map_errors(key):
+            async with self._map_errors(key):
                 chunk = await anyio.to_thread.run_sync(
                     os.pread, fd, min(self._options.chunk_size, stop - position), position
                 )
@@ -240,7 +240,7 @@ class LocalStore:
             yield chunk
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        with self._map_errors(None):
+        async with self._map_errors(None):
             if not await anyio.to_thread.run_sync(self._root.is_dir):
                 raise FileNotFoundError(errno.ENOENT, "no root")
             found = await anyio.to_thread.run_sync(self._scan, prefix)
@@ -282,7 +282,7 @@ class LocalStore:
         if_match: str | None = None,
     ) -> ObjectInfo:
         path = self._path(key)
-        with self._map_errors(key):
+        async with self._map_errors(key):
             st = await anyio.to_thread.run_sync(
                 self._put_sync, key, path, data, if_absent, if_match
             )
@@ -342,7 +342,7 @@ class LocalStore:
             self._check_inside(path, key)
             path.unlink(missing_ok=True)
 
-        with self._map_errors(key):
+        async with self._map_errors(key):
             await anyio.to_thread.run_sync(delete)
 
 
