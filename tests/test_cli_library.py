@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aiomodelkit._cli import app
-from aiomodelkit._cli_library import import_models
+from aiomodelkit._cli._models import import_models
 from aiomodelkit.testing._process import free_port
 
 if TYPE_CHECKING:

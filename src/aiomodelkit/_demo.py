@@ -11,6 +11,7 @@ real model takes to deserialise its weights.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from ._manager import AssetsManager
 from ._model import Model
 from ._settings import Settings
 from ._status import ModelEvent, ModelLoadFinished
-from .stores._base import MiB
+from ._values import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -288,44 +289,58 @@ async def run_demo(console: Console, *, size_mib: int = 64) -> None:
         console: where to print.
         size_mib: the size of the largest asset (the classifier's weights).
     """
-    with tempfile.TemporaryDirectory(prefix="aiomodelkit-demo-") as tmp:
-        root = Path(tmp)
-        store_dir = root / "store" / "modelkit-assets"
-        await anyio.Path(store_dir).mkdir(parents=True)
-        sources = await anyio.to_thread.run_sync(_make_sources, root / "sources", size_mib)
+    # Made and removed in a worker thread: mkdir and rmtree block (house style, section 5).
+    tmp = await anyio.to_thread.run_sync(
+        functools.partial(tempfile.TemporaryDirectory, prefix="aiomodelkit-demo-")
+    )
+    try:
+        await _publish_and_start(Path(tmp.name), console, size_mib)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(tmp.cleanup)
 
-        def settings(cache: str) -> Settings:
-            return Settings.load(storage=store_dir.as_uri(), assets_dir=root / cache)
 
-        console.print(f"store: {store_dir.as_uri()}", highlight=False)
-        async with AssetsManager(settings=settings("publisher-cache")) as am:
-            for name, source in sources.items():
-                published = await am.new(source, name)
-                console.print(
-                    f"published [bold]{escape(str(published.spec))}[/]: "
-                    f"{published.objects} object(s), {published.size / MiB:.1f} MiB",
-                    highlight=False,
-                )
-        console.print(
-            "\n6 toy models; each _load reads and hashes its asset, then sleeps 0.05-0.4 s "
-            "(its load_seconds) to stand in for deserialising weights.\n",
-            highlight=False,
-        )
-        concurrent_s, prediction = await _concurrent(settings("cache"), console)
-        console.print(f"\npipeline.predict(...) -> {prediction}", highlight=False)
+async def _publish_and_start(root: Path, console: Console, size_mib: int) -> None:
+    """Publish the demo assets under ``root``, then start the library: cold, warm, one by one."""
+    store_dir = root / "store" / "modelkit-assets"
+    await anyio.Path(store_dir).mkdir(parents=True)
+    sources = await anyio.to_thread.run_sync(_make_sources, root / "sources", size_mib)
 
-        start = time.perf_counter()
-        async with ModelLibrary(MODELS, settings=settings("cache"), lazy_loading=False) as lib:
-            warm_s = time.perf_counter() - start
-            hits = sum(s.asset_source == "cache" for s in lib.status().values())
-        console.print(
-            f"warm start: {hits} assets from cache=True, 6 models in {warm_s:.2f} s",
-            highlight=False,
-        )
-        sequential_s = await _sequential(settings("cache-sequential"))
-        console.print(
-            f"\n[bold]concurrent {concurrent_s:.2f} s vs sequential {sequential_s:.2f} s[/] "
-            f"(one model after another, each fetched cold then loaded): "
-            f"{sequential_s / concurrent_s:.1f}x faster",
-            highlight=False,
-        )
+    # The demo is an entry point: it reads the environment once, then varies the cache.
+    base = Settings.load(storage=store_dir.as_uri())
+
+    def settings(cache: str) -> Settings:
+        return base.model_copy(update={"assets_dir": root / cache})
+
+    console.print(f"store: {store_dir.as_uri()}", highlight=False)
+    async with AssetsManager(settings=settings("publisher-cache")) as am:
+        for name, source in sources.items():
+            published = await am.new(source, name)
+            console.print(
+                f"published [bold]{escape(str(published.spec))}[/]: "
+                f"{published.objects} object(s), {published.size / MiB:.1f} MiB",
+                highlight=False,
+            )
+    console.print(
+        "\n6 toy models; each _load reads and hashes its asset, then sleeps 0.05-0.4 s "
+        "(its load_seconds) to stand in for deserialising weights.\n",
+        highlight=False,
+    )
+    concurrent_s, prediction = await _concurrent(settings("cache"), console)
+    console.print(f"\npipeline.predict(...) -> {prediction}", highlight=False)
+
+    start = time.perf_counter()
+    async with ModelLibrary(MODELS, settings=settings("cache"), lazy_loading=False) as lib:
+        warm_s = time.perf_counter() - start
+        hits = sum(s.asset_source == "cache" for s in lib.status().values())
+    console.print(
+        f"warm start: {hits} assets from cache=True, 6 models in {warm_s:.2f} s",
+        highlight=False,
+    )
+    sequential_s = await _sequential(settings("cache-sequential"))
+    console.print(
+        f"\n[bold]concurrent {concurrent_s:.2f} s vs sequential {sequential_s:.2f} s[/] "
+        f"(one model after another, each fetched cold then loaded): "
+        f"{sequential_s / concurrent_s:.1f}x faster",
+        highlight=False,
+    )

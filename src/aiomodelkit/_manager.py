@@ -125,7 +125,8 @@ class AssetsManager(AsyncResource):
             lock = await anyio.to_thread.run_sync(LockFile.load, self._lock_path)
         # The client opens on the first request: a warm start of pinned, cached assets
         # never creates one (client creation can itself do network I/O).
-        self._lazy = LazyStore(self._store) if self._store is not None else None
+        if self._store is not None:
+            self._lazy = await LazyStore(self._store).__aenter__()
         # One budget for every fetch of this manager: bounds real I/O across assets.
         transfer = (
             Transfer(self._lazy, self._limits, self._retry, self._emitter)
@@ -149,7 +150,7 @@ class AssetsManager(AsyncResource):
         self._fetcher_instance = self._resolver = None
         lazy, self._lazy = self._lazy, None
         if lazy is not None:
-            await lazy.aclose()
+            await lazy.aclose()  # closes the store if a request opened it
 
     def _require_store(self) -> Store:
         if not self._entered:

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Self, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import aiohttp
 import anyio
@@ -33,12 +33,12 @@ from aiomodelkit._errors import (
     StorePermissionError,
     StoreUnavailableError,
 )
+from aiomodelkit._lifecycle import AsyncResource
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
-    from types import TracebackType
 
 __all__ = ["GCSStore"]
 
@@ -47,7 +47,7 @@ _MAX_READ_BUFSIZE = 4 * MiB
 _MAX_MESSAGE = 200
 
 
-class GCSStore:
+class GCSStore(AsyncResource):
     """A store in a Google Cloud Storage bucket.
 
     Args:
@@ -98,9 +98,7 @@ class GCSStore:
         """True: GCS enforces ``ifGenerationMatch`` (fake-gcs-server 1.54 ignores it)."""
         return True
 
-    async def __aenter__(self) -> Self:
-        if self._session is not None:
-            raise RuntimeError("GCSStore is already open")
+    async def _aopen(self) -> None:
         opts = self._options
         connector = aiohttp.TCPConnector(
             limit=opts.max_connections,
@@ -122,29 +120,20 @@ class GCSStore:
             )
             self._storage = await anyio.to_thread.run_sync(make)
         except BaseException as exc:
-            await self.aclose()
+            with anyio.CancelScope(shield=True):
+                await self._aclose()
             if isinstance(exc, Exception):
                 raise StoreError(
                     f"could not set up the GCS client: {_describe(exc)}", store_url=self.url
                 ) from exc
             raise
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the client and its connections; idempotent."""
+    async def _aclose(self) -> None:
+        """Close the client and its connections."""
         session, self._session, self._storage = self._session, None, None
         if session is not None:
             # Storage.close() would not close a session it was given, so we close ours.
-            with anyio.CancelScope(shield=True):
-                await session.close()
+            await session.close()
 
     async def stat(self, key: str) -> ObjectInfo:
         """Describe one object from its JSON API metadata.

@@ -7,22 +7,23 @@ for credentials); a start whose assets are all pinned and cached needs no client
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import anyio
+
+from aiomodelkit._lifecycle import AsyncResource
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from contextlib import AbstractAsyncContextManager
     from pathlib import Path
-    from types import TracebackType
 
     from ._base import ObjectInfo, ObjectStream, Store
 
 __all__ = ["LazyStore"]
 
 
-class LazyStore:
+class LazyStore(AsyncResource):
     """Wraps an unopened store; enters it on the first operation, closes it on exit."""
 
     def __init__(self, inner: Store) -> None:
@@ -54,18 +55,8 @@ class LazyStore:
                     self._opened = True
         return self.inner
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
+        """Close the inner store if the first operation opened it."""
         if self._opened:
             self._opened = False
             await self.inner.aclose()

@@ -17,7 +17,7 @@ import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -32,13 +32,13 @@ from aiomodelkit._errors import (
     StoreError,
     StorePermissionError,
 )
+from aiomodelkit._lifecycle import AsyncResource
 from aiomodelkit._spec import validate_relative_path
 
 from ._base import ObjectInfo, ObjectStream, StoreOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from types import TracebackType
 
 __all__ = ["LocalStore"]
 
@@ -46,7 +46,7 @@ _TMP_MARKER = ".aiomodelkit-tmp-"
 _LOCK_DIR = ".aiomodelkit-locks"
 
 
-class LocalStore:
+class LocalStore(AsyncResource):
     """A store rooted at a local directory.
 
     Args:
@@ -59,6 +59,8 @@ class LocalStore:
         >>> store.url
         'file:///srv/models/modelkit-assets'
     """
+
+    _shareable = True  # Nothing to close: files are opened per operation.
 
     def __init__(
         self, root: str | os.PathLike[str], *, options: StoreOptions | None = None
@@ -81,20 +83,6 @@ class LocalStore:
     @property
     def supports_conditional_writes(self) -> bool:
         return True
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Nothing to close: files are opened per operation."""
 
     # -- paths and errors ---------------------------------------------------------------
 

@@ -10,18 +10,18 @@ import hashlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import anyio
 
 from aiomodelkit._errors import AssetNotFoundError, PreconditionFailedError, StoreError
+from aiomodelkit._lifecycle import AsyncResource
 
 from ._base import ObjectInfo, ObjectStream, StoreOptions
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
-    from types import TracebackType
 
 __all__ = ["MemoryStore"]
 
@@ -32,12 +32,14 @@ class _Object:
     info: ObjectInfo
 
 
-class MemoryStore:
+class MemoryStore(AsyncResource):
     """A dict-backed store; one instance can be entered and closed many times.
 
     Attributes:
         requests: the number of operations served, to assert "no network" in tests.
     """
+
+    _shareable = True  # Nothing to release.
 
     def __init__(self, *, options: StoreOptions | None = None, name: str = "memory") -> None:
         self._objects: dict[str, _Object] = {}
@@ -56,20 +58,6 @@ class MemoryStore:
     @property
     def supports_conditional_writes(self) -> bool:
         return True
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
     def _get(self, key: str) -> _Object:
         self.requests += 1

@@ -34,7 +34,7 @@ import os
 import platform
 import re
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiobotocore  # type: ignore[import-untyped]
@@ -56,6 +56,7 @@ from aiomodelkit._errors import (
     StoreError,
     StoreUnavailableError,
 )
+from aiomodelkit._lifecycle import AsyncResource
 from aiomodelkit._version import __version__
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
@@ -68,7 +69,6 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
     from contextlib import AbstractContextManager
     from pathlib import Path
-    from types import TracebackType
 
     from types_aiobotocore_s3 import S3Client
 
@@ -95,7 +95,7 @@ _MD5 = re.compile(r"[0-9a-f]{32}")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-class S3Store:
+class S3Store(AsyncResource):
     """A store in an S3 bucket, under a key prefix.
 
     Args:
@@ -178,9 +178,7 @@ class S3Store:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        if self._client is not None:
-            raise RuntimeError(f"{self!r} is already open")
+    async def _aopen(self) -> None:
         stack = AsyncExitStack()
         try:
             session, config, tls = await anyio.to_thread.run_sync(self._prepare)
@@ -233,7 +231,6 @@ class S3Store:
                 await stack.aclose()
             raise
         self._stack = stack
-        return self
 
     def _prepare(self) -> tuple[Any, Any, ssl.SSLContext | None]:
         # Runs in a worker thread: botocore reads its config files and JSON models
@@ -272,20 +269,11 @@ class S3Store:
             tls = ssl_context(session.get_config_variable("ca_bundle"))
         return session, config, tls
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the client and its connection pool; idempotent."""
+    async def _aclose(self) -> None:
+        """Close the client and its connection pool."""
         stack, self._stack, self._client, self._direct = self._stack, None, None, None
         if stack is not None:
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
+            await stack.aclose()
 
     def _require_client(self) -> S3Client:
         if self._client is None:

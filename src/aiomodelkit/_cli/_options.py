@@ -1,0 +1,85 @@
+"""The options several commands share, and the one place the CLI builds its settings.
+
+Each command calls :func:`load_settings` once, with its options, and hands the result
+down as ``settings=`` to :class:`AssetsManager` or :class:`ModelLibrary`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aiomodelkit._errors import ConfigError
+from aiomodelkit._settings import Settings
+
+__all__ = [
+    "AssetsDirOption",
+    "DryRunOption",
+    "ForceOption",
+    "ModuleArgument",
+    "RequiredOption",
+    "StorageOption",
+    "YesOption",
+    "load_settings",
+]
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Store URL (file:///dir, s3://bucket/prefix, gs://bucket/prefix). "
+        "Default: AIOMODELKIT_STORAGE.",
+        show_default=False,
+    ),
+]
+AssetsDirOption = Annotated[
+    Path | None,
+    typer.Option("--assets-dir", help="Local cache directory. Default: AIOMODELKIT_ASSETS_DIR."),
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Check and show what would be published; upload nothing.")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Download even if cached.")]
+ModuleArgument = Annotated[
+    str,
+    typer.Argument(
+        help="The models: a module name (found from the current directory too) or a .py file.",
+        show_default=False,
+    ),
+]
+RequiredOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--required-models",
+        "-r",
+        help="Only these models (and their dependencies); repeat for several. Default: all.",
+        show_default=False,
+    ),
+]
+
+
+def load_settings(
+    *,
+    storage: str | None = None,
+    assets_dir: Path | None = None,
+    lock_file: Path | None = None,
+    require_store: bool = False,
+) -> Settings:
+    """The settings of one command: its options (when given) over the environment.
+
+    Args:
+        storage: the ``--storage`` option.
+        assets_dir: the ``--assets-dir`` option.
+        lock_file: the ``--lock-file`` option.
+        require_store: refuse settings without a store (the command needs one).
+
+    Raises:
+        ConfigError: a setting is invalid, or ``require_store`` and no store is configured.
+    """
+    settings = Settings.load(storage=storage, assets_dir=assets_dir, lock_file=lock_file)
+    if require_store and settings.storage is None:
+        raise ConfigError("no store configured: pass --storage URL or set AIOMODELKIT_STORAGE")
+    return settings

@@ -1,0 +1,56 @@
+"""The commands that run something: ``serve`` (the models over HTTP) and ``demo``.
+
+The engines behind them are :mod:`aiomodelkit._serve` and :mod:`aiomodelkit._demo`,
+imported when the command runs (aiohttp is a heavy import the other commands skip). The
+docstring of each command is its ``--help`` text.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ._models import library_for
+from ._options import AssetsDirOption, ModuleArgument, RequiredOption, StorageOption, load_settings
+from ._output import console, err_console, run, user_errors
+
+__all__ = ["demo", "serve"]
+
+
+def serve(
+    module: ModuleArgument,
+    required_models: RequiredOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
+    assets_dir: AssetsDirOption = None,
+    storage: StorageOption = None,
+) -> None:
+    """Serve the models of MODULE over HTTP until SIGINT or SIGTERM.
+
+    POST /predict/{model} (a JSON item) and /predict/{model}/batch (a JSON list);
+    GET /health (the process is up) and /ready (503 until every model is loaded).
+    """
+    from aiomodelkit._serve import serve as serve_library
+
+    def say(message: str) -> None:
+        err_console.print(escape(message), highlight=False, soft_wrap=True)
+
+    with user_errors():
+        settings = load_settings(storage=storage, assets_dir=assets_dir)
+        # Imported here, before the event loop starts: importing user code blocks.
+        library = library_for(module, required_models, settings)
+    run(lambda: serve_library(library, host=host, port=port, say=say))
+
+
+def demo(
+    size_mib: Annotated[
+        int, typer.Option("--size-mib", help="Size of the largest example asset.")
+    ] = 64,
+) -> None:
+    """Publish example assets to a local store in a temporary folder, then start a library of
+    six models concurrently and one after another."""
+    from aiomodelkit._demo import run_demo
+
+    run(lambda: run_demo(console, size_mib=size_mib))
