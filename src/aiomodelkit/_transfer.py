@@ -168,7 +168,21 @@ class Transfer:
                 return buffer
 
 
-class _Streamed:
+class _Download:
+    """One object on its way into ``sink``."""
+
+    def __init__(self, transfer: Transfer, key: str, sink: FileSink, asset: str) -> None:
+        self.transfer = transfer
+        self.key = key
+        self.sink = sink
+        self.asset = asset
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        retry, emitter = self.transfer.retry, self.transfer.emitter
+        await retrying(retry, attempt, emitter=emitter, asset=self.asset, key=self.key)
+
+
+class _Streamed(_Download):
     """One GET, resumed from the last byte written on transient errors."""
 
     def __init__(
@@ -180,13 +194,8 @@ class _Streamed:
         info: ObjectInfo | None,
         asset: str,
     ) -> None:
-        self.transfer, self.key, self.sink, self.entry, self.asset = (
-            transfer,
-            key,
-            sink,
-            entry,
-            asset,
-        )
+        super().__init__(transfer, key, sink, asset)
+        self.entry = entry
         self.written = 0  # bytes on disk: a retry resumes here (buffered bytes are lost)
         self.token = info.version_token if info is not None else None
         self.total = info.size if info is not None else entry.size
@@ -194,8 +203,7 @@ class _Streamed:
         self.first = True
 
     async def run(self) -> tuple[int, str | None]:
-        t = self.transfer
-        await retrying(t.retry, self._attempt, emitter=t.emitter, asset=self.asset, key=self.key)
+        await self._retrying(self._attempt)
         assert self.total is not None
         return self.total, self.md5
 
@@ -245,7 +253,7 @@ class _Streamed:
             )
 
 
-class _Ranged:
+class _Ranged(_Download):
     """Concurrent ranged GETs pinned to one version of the object, written at offsets.
 
     At most ``ranges_per_object`` ranges of one object are in flight, started in order, so
@@ -256,13 +264,8 @@ class _Ranged:
     def __init__(
         self, transfer: Transfer, key: str, sink: FileSink, info: ObjectInfo, asset: str
     ) -> None:
-        self.transfer, self.key, self.sink, self.info, self.asset = (
-            transfer,
-            key,
-            sink,
-            info,
-            asset,
-        )
+        super().__init__(transfer, key, sink, asset)
+        self.info = info
         part = transfer.limits.part_size
         self.starts = list(range(0, info.size, part))
         self.lengths = [min(part, info.size - start) for start in self.starts]
@@ -279,13 +282,7 @@ class _Ranged:
 
         async def worker() -> None:
             for index in indices:  # shared: each range is taken by one worker
-                await retrying(
-                    t.retry,
-                    partial(self._attempt, index),
-                    emitter=t.emitter,
-                    asset=self.asset,
-                    key=self.key,
-                )
+                await self._retrying(partial(self._attempt, index))
 
         try:
             async with anyio.create_task_group() as tg:
