@@ -13,7 +13,7 @@ import heapq
 import random
 import shutil
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiomodelkit import AssetsManager, Settings
 from aiomodelkit._layout import data_key
@@ -71,17 +71,11 @@ class Asset:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
-    def objects(self) -> list[dict[str, Any]]:
-        """Each object's bucket key (with the prefix), relative path and size."""
-        return [
-            {
-                "key": f"{PREFIX}/"
-                + data_key(self.name, self.version, f.rel if self.directory else None),
-                "rel": f.rel,
-                "size": f.size,
-            }
-            for f in self.files
-        ]
+    def object_key(self, spec: FileSpec) -> str:
+        """The bucket key (prefix included) of one of the asset's files."""
+        return f"{PREFIX}/" + data_key(
+            self.name, self.version, spec.rel if self.directory else None
+        )
 
     def final_path(self, cache: Path) -> Path:
         """Where the version lands in a modelkit-layout cache (``<dir>/<name>/<version>``)."""

@@ -1,4 +1,5 @@
-"""The latency proxy of the benchmarks: loopback only, RTT, window, bandwidth cap, fidelity."""
+"""The latency proxy (``aiomodelkit.testing``, run by the benchmarks): loopback only, RTT,
+window, bandwidth cap, fidelity, lifecycle."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
+import anyio
 import pytest
-from benchmarks.latency_proxy import LatencyProxy, ThreadedLatencyProxy, ensure_loopback, main
+from benchmarks.harness.proxy import main
+
+from aiomodelkit.testing import LatencyProxy, ThreadedLatencyProxy
+from aiomodelkit.testing._loopback import ensure_loopback
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -140,12 +145,13 @@ async def test_bytes_pass_unchanged_both_ways_with_half_close() -> None:
             while data := await reader.read(65536):
                 received.extend(data)
 
-        reading = asyncio.ensure_future(read_all())
-        for start in range(0, len(payload), 100_000):
-            writer.write(payload[start : start + 100_000])
-            await writer.drain()
-        writer.write_eof()
-        await asyncio.wait_for(reading, 10)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_all)
+                for start in range(0, len(payload), 100_000):
+                    writer.write(payload[start : start + 100_000])
+                    await writer.drain()
+                writer.write_eof()
         writer.close()
         await writer.wait_closed()
         assert bytes(received) == payload
@@ -168,3 +174,42 @@ def test_threaded_proxy_from_sync_code() -> None:
                     assert client.recv(4) == b"pong"
             assert time.perf_counter() - start >= 0.019
             assert proxy.stats().connections == 1
+
+
+async def test_entering_a_running_proxy_raises_and_a_closed_one_reopens() -> None:
+    async with _server(_http_handler) as port:
+        proxy = LatencyProxy(("127.0.0.1", port), rtt=0.0)
+        async with proxy:
+            first = proxy.port
+            with pytest.raises(RuntimeError, match="already open"):
+                await proxy.__aenter__()
+            with pytest.raises(RuntimeError, match="already open"):
+                await proxy.start()
+        await proxy.aclose()  # idempotent
+        with pytest.raises(RuntimeError, match="not running"):
+            _ = proxy.port
+        async with proxy:
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            try:
+                await _get(reader, writer, 10)
+            finally:
+                writer.close()
+                await writer.wait_closed()
+        assert first > 0
+
+
+def test_threaded_proxy_starts_once() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        proxy = ThreadedLatencyProxy(("127.0.0.1", port), rtt=0.0)
+        with proxy:
+            with pytest.raises(RuntimeError, match="already running"):
+                proxy.start()
+            assert proxy.stats().connections == 0
+        proxy.stop()  # idempotent
+        with pytest.raises(RuntimeError, match="not running"):
+            proxy.stats()
+
+
+def test_the_loopback_guard_resolves_names() -> None:
+    assert ensure_loopback("localhost") == "localhost"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import doctest
 
 import pytest
-from benchmarks import harness, peers, workloads
+from benchmarks import workloads
+from benchmarks.harness import cli, matrix, peers, suite
 from benchmarks.workloads import (
     GRAPH_W6,
     GRAPH_W6_WIDE,
@@ -90,34 +91,34 @@ def test_graph_workload_needs_a_graph() -> None:
 
 def test_harness_models_follow_the_workload_graph() -> None:
     workload = workloads.workloads(quick=True)["w6w"]
-    models = {m["key"]: m for m in harness._models(workload)}
+    models = {m.key: m for m in suite.models_of(workload)}
     assert list(models) == [m.key for m in GRAPH_W6_WIDE]
-    assert models["t1"]["deps"] == []
-    assert models["h03"]["deps"] == ["t1"]
-    assert models["h03"]["load_s"] == pytest.approx(0.7 * 0.25)
-    assert models["e1"]["deps"] == [f"h{i:02d}" for i in range(8, 16)]
-    assert models["e1"]["spec"] == "bench/w6w/e1:0.0"
+    assert models["t1"].deps == ()
+    assert models["h03"].deps == ("t1",)
+    assert models["h03"].load_s == pytest.approx(0.7 * 0.25)
+    assert models["e1"].deps == tuple(f"h{i:02d}" for i in range(8, 16))
+    assert models["e1"].spec == "bench/w6w/e1:0.0"
 
 
-@pytest.mark.parametrize("matrix", [harness.MATRIX, harness.QUICK_MATRIX], ids=["full", "quick"])
-def test_w6w_runs_wherever_w6_does(matrix: dict[str, list[str]]) -> None:
-    assert any("w6" in keys for keys in matrix.values())
-    for keys in matrix.values():
+@pytest.mark.parametrize("table", [matrix.MATRIX, matrix.QUICK_MATRIX], ids=["full", "quick"])
+def test_w6w_runs_wherever_w6_does(table: dict[str, list[str]]) -> None:
+    assert any("w6" in keys for keys in table.values())
+    for keys in table.values():
         assert ("w6" in keys) == ("w6w" in keys)
 
 
 def test_plan_accepts_w6w() -> None:
-    args = harness._parse(["--quick", "--workloads", "w6w"])
-    plan = harness._plan(args, workloads.workloads(quick=True), ["ours", "limit", "modelkit"])
+    args = cli.parse_args(["--quick", "--workloads", "w6w"])
+    plan = cli.plan_of(args, workloads.workloads(quick=True), ["ours", "limit", "modelkit"])
     assert list(plan) == ["rtt20"]
-    [(store, workload, peers)] = plan["rtt20"]
-    assert (store, workload.key, peers) == ("s3", "w6w", ["ours", "modelkit"])
+    [step] = plan["rtt20"]
+    assert (step.store, step.workload.key, step.peers) == ("s3", "w6w", ("ours", "modelkit"))
 
 
 def test_quick_plan_runs_every_peer_on_w4_on_raw_loopback_only() -> None:
-    args = harness._parse(["--quick", "--workloads", "w4,w7"])
-    plan = harness._plan(args, workloads.workloads(quick=True), list(peers.ALL_PEERS))
-    chosen = {(cond, w.key): tuple(p) for cond, items in plan.items() for _, w, p in items}
+    args = cli.parse_args(["--quick", "--workloads", "w4,w7"])
+    plan = cli.plan_of(args, workloads.workloads(quick=True), list(peers.ALL_PEERS))
+    chosen = {(cond, s.workload.key): s.peers for cond, items in plan.items() for s in items}
     assert chosen == {
         ("raw", "w4"): peers.ALL_PEERS,
         ("rtt20-cap", "w4"): ("ours", "limit", "boto3-tm"),

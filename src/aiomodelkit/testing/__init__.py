@@ -16,6 +16,11 @@ counts requests server side and, by :class:`ProxyRule`, truncates or resets bodi
 ranged reads (:class:`Truncate`, :class:`ResetConnection`, :class:`ServerError`,
 :class:`DelayFirstByte`, :class:`Stall`, :class:`CorruptBytes`, :class:`ReplaceObject`).
 
+:class:`LatencyProxy` (``async with``) and :class:`ThreadedLatencyProxy` (``with``) forward
+TCP on loopback with a round-trip time, a window per connection and an optional bandwidth
+cap, and count HTTP requests (:class:`LatencyProxyStats`): a wide-area link on one machine,
+as the benchmarks use it. Both proxies refuse any address that is not loopback.
+
 Example:
     >>> with MotoServer() as moto:
     ...     moto.create_bucket("models")
@@ -34,9 +39,12 @@ from ._faults import ResetConnection as ResetConnection
 from ._faults import ServerError as ServerError
 from ._faults import Stall as Stall
 from ._faults import Truncate as Truncate
+from ._httpcount import LatencyProxyStats as LatencyProxyStats
 from ._instrumented import Fault as Fault
 from ._instrumented import InstrumentedStore as InstrumentedStore
 from ._instrumented import transient as transient
+from ._latency import LatencyProxy as LatencyProxy
+from ._latency import ThreadedLatencyProxy as ThreadedLatencyProxy
 from ._moto import MotoServer as MotoServer
 from ._seaweedfs import SeaweedFSServer as SeaweedFSServer
 
@@ -47,6 +55,8 @@ __all__ = [
     "Fault",
     "FaultProxy",
     "InstrumentedStore",
+    "LatencyProxy",
+    "LatencyProxyStats",
     "MotoServer",
     "ProxyFault",
     "ProxyRequest",
@@ -56,6 +66,7 @@ __all__ = [
     "SeaweedFSServer",
     "ServerError",
     "Stall",
+    "ThreadedLatencyProxy",
     "Truncate",
     "transient",
 ]

@@ -13,27 +13,19 @@ the bucket or the object is missing.
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.request
-import weakref
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
-from ._process import BackgroundServer, free_port, read_tail, stop_process
+from ._process import HOST, OPENER, Launch, SubprocessServer, answers_ok
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["FakeGCSServer"]
 
-_HOST = "127.0.0.1"
-# Loopback only: ignore any http_proxy the developer has set.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-
-class FakeGCSServer(BackgroundServer):
+class FakeGCSServer(SubprocessServer):
     """A fake-gcs-server on ``127.0.0.1``, in memory, started on entry and stopped on exit.
 
     Point a store at it with ``GCSStore(bucket, api_root=server.endpoint_url)`` (or set
@@ -50,84 +42,16 @@ class FakeGCSServer(BackgroundServer):
         ...     store = GCSStore("models", api_root=gcs.endpoint_url)
     """
 
-    def __init__(self, *, startup_timeout: float = 30.0) -> None:
-        self._startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._output: IO[bytes] | None = None
-        self._finalizer: weakref.finalize[..., FakeGCSServer] | None = None
-        self._port: int | None = None
+    name = "fake-gcs-server"
+    _poll_interval = 0.02
+    _stop_grace = 5.0
 
-    def __repr__(self) -> str:
-        state = self.endpoint_url if self._port is not None else "stopped"
-        return f"FakeGCSServer({state})"
+    def _launch(self, port: int) -> Launch:
+        argv = [str(_binary()), "-scheme", "http", "-host", HOST, "-port", str(port)]
+        return Launch([*argv, "-backend", "memory", "-log-level", "warn"], port)
 
-    @property
-    def endpoint_url(self) -> str:
-        """``http://127.0.0.1:PORT``, for ``api_root`` or ``STORAGE_EMULATOR_HOST``."""
-        if self._port is None:
-            raise RuntimeError("fake-gcs-server is not running; use it as a context manager")
-        return f"http://{_HOST}:{self._port}"
-
-    def start(self) -> None:
-        """Start the server and wait until it answers.
-
-        Raises:
-            RuntimeError: the server did not come up (the message holds its output).
-        """
-        if self._process is not None:
-            raise RuntimeError("fake-gcs-server is already running")
-        binary = _binary()
-        # Another process may take the port between our probe and the server's bind.
-        for attempt in range(3):
-            try:
-                self._launch(binary, free_port(_HOST))
-                return
-            except _PortTakenError:
-                if attempt == 2:
-                    raise RuntimeError(
-                        "fake-gcs-server could not bind a free port after 3 tries"
-                    ) from None
-
-    def _launch(self, binary: Path, port: int) -> None:
-        # A file, not a pipe: nobody drains a pipe while tests run, and a full one blocks it.
-        output = tempfile.TemporaryFile()  # closed by stop_process()
-        command = [str(binary), "-scheme", "http", "-host", _HOST, "-port", str(port)]
-        command += ["-backend", "memory", "-log-level", "warn"]
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
-        )
-        self._process, self._output, self._port = process, output, port
-        # Runs at interpreter exit too, so the server never outlives the test run.
-        self._finalizer = weakref.finalize(self, stop_process, process, output, grace=5.0)
-        deadline = time.monotonic() + self._startup_timeout
-        while True:
-            if process.poll() is not None:
-                tail = read_tail(output)
-                code = process.returncode
-                self.stop()
-                if "address already in use" in tail.lower():
-                    raise _PortTakenError
-                raise RuntimeError(f"fake-gcs-server exited with {code}:\n{tail}")
-            try:
-                with _OPENER.open(f"{self.endpoint_url}/_internal/healthcheck", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                tail = read_tail(output)
-                self.stop()
-                raise RuntimeError(
-                    f"fake-gcs-server not ready after {self._startup_timeout} s:\n{tail}"
-                )
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        """Stop the server (terminate, then kill); idempotent."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self._process = self._output = self._finalizer = None
-        self._port = None
+    def _is_ready(self) -> bool:
+        return answers_ok(f"{self.endpoint_url}/_internal/healthcheck")
 
     def reset(self) -> None:
         """Delete every bucket and object."""
@@ -149,7 +73,7 @@ class FakeGCSServer(BackgroundServer):
             data=data,
             headers={"Content-Type": "application/json"},
         )
-        with _OPENER.open(request, timeout=10) as resp:
+        with OPENER.open(request, timeout=10) as resp:
             resp.read()
 
 
@@ -162,7 +86,3 @@ def _binary() -> Path:
         ) from exc
     path: Path = _get_binary_path()
     return path
-
-
-class _PortTakenError(Exception):
-    """The free port we picked was taken before the server bound it."""

@@ -15,22 +15,17 @@ only and refuses an upstream that is not a loopback address.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import inspect
-import io
-import ipaddress
-import socket
-import struct
 import threading
 from collections import Counter
-from typing import TYPE_CHECKING, Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 from yarl import URL
+
+from aiomodelkit._lifecycle import AsyncResource
 
 from ._faults import (
     Api,
@@ -42,28 +37,15 @@ from ._faults import (
     describe_request,
     error_body,
 )
-from ._process import BackgroundServer
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from ._faultwire import forwarded_headers, open_upstream_session, overwrite_upstream, relay
+from ._loopback import ensure_loopback
+from ._loopthread import LoopThread
+from ._process import HOST, BackgroundServer
 
 __all__ = ["FaultProxy"]
 
-# One concept in ~500 lines, above the usual 400: the public surface (rules, counts) and the
-# serving loop share their state under one lock, and splitting them would expose it.
 
-_HOST = "127.0.0.1"
-# Per-hop headers are the proxy's own business (RFC 9110 §7.6.1); Expect is answered by
-# our server, so the upstream must not wait for a body it already has.
-_HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-     "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
-)  # fmt: skip
-# The upstream client must add nothing of its own: the client's headers pass unchanged.
-_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
-
-
-class FaultProxy(BackgroundServer):
+class FaultProxy(AsyncResource, BackgroundServer):
     """A reverse proxy on ``127.0.0.1`` that forwards to ``upstream`` and injects faults.
 
     Args:
@@ -114,9 +96,8 @@ class FaultProxy(BackgroundServer):
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.BaseRunner | None = None
         self._port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
+        # ``with`` (start/stop) holds the proxy open on a loop of its own, in a thread.
+        self._thread = LoopThread(self, name=f"FaultProxy(-> {self._upstream})")
 
     def __repr__(self) -> str:
         state = self.endpoint_url if self._port is not None else "stopped"
@@ -127,7 +108,7 @@ class FaultProxy(BackgroundServer):
         """``http://127.0.0.1:PORT``: give it to clients instead of the server's URL."""
         if self._port is None:
             raise RuntimeError("the proxy is not running; use it as a context manager")
-        return f"http://{_HOST}:{self._port}"
+        return f"http://{HOST}:{self._port}"
 
     # -- rules and counts (any thread) ------------------------------------------------------
 
@@ -196,65 +177,16 @@ class FaultProxy(BackgroundServer):
         """
         if self._port is not None:
             raise RuntimeError("the proxy is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        thread = threading.Thread(
-            target=lambda: asyncio.run(self._serve(ready, failure)), name=repr(self), daemon=True
-        )
-        thread.start()
-        if not ready.wait(self._startup_timeout):
-            raise RuntimeError(f"the proxy did not start within {self._startup_timeout} s")
-        if failure:
-            thread.join()
-            raise RuntimeError(f"the proxy could not start: {failure[0]!r}") from failure[0]
-        self._thread = thread
+        self._thread.start(self._startup_timeout)
 
     def stop(self) -> None:
         """Stop the thread started by :meth:`start`; idempotent."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        self._thread = None
-        if thread is None or loop is None or stopping is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop already ended
-            loop.call_soon_threadsafe(stopping.set)
-        thread.join()
+        self._thread.stop()
 
-    async def __aenter__(self) -> Self:
-        if self._port is not None:
-            raise RuntimeError("the proxy is already running")
-        await self._open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._close()
-
-    async def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        try:
-            await self._open()
-        except Exception as exc:  # reported by start(), in the caller's thread
-            failure.append(exc)
-            ready.set()
-            return
-        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        ready.set()
-        try:
-            await self._stopping.wait()
-        finally:
-            await self._close()
-
-    async def _open(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            auto_decompress=False,  # bytes pass unchanged, Content-Encoding too
-            trust_env=False,  # never through the developer's http_proxy
-            skip_auto_headers=_NO_AUTO_HEADERS,
-        )
+    async def _aopen(self) -> None:
+        # Entering a running proxy (``async with`` or start()) raises RuntimeError: the
+        # state guard of AsyncResource covers both, as start() enters it on its thread.
+        self._session = open_upstream_session()
         try:
             # An Application rather than a bare web.Server: it answers "Expect: 100-continue"
             # (botocore sends it with uploads), and the client would wait for that forever.
@@ -264,14 +196,14 @@ class FaultProxy(BackgroundServer):
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
             await runner.setup()
             self._runner = runner
-            site = web.TCPSite(runner, _HOST, 0, backlog=1024)
+            site = web.TCPSite(runner, HOST, 0, backlog=1024)
             await site.start()
             self._port = int(runner.addresses[0][1])
         except BaseException:
-            await self._close()
+            await self._aclose()
             raise
 
-    async def _close(self) -> None:
+    async def _aclose(self) -> None:
         runner, self._runner = self._runner, None
         session, self._session = self._session, None
         self._port = None
@@ -338,62 +270,26 @@ class FaultProxy(BackgroundServer):
                 status=plan.status, body=body, headers={"Content-Type": content_type}
             )
         assert self._session is not None
-        headers = CIMultiDict(
-            (name, value)
-            for name, value in request.headers.items()
-            if name.lower() not in _HOP_BY_HOP  # Host passes: S3 signatures cover it
-        )
         try:
             upstream = await self._session.request(
                 request.method,
                 URL(self._upstream + request.raw_path, encoded=True),
-                headers=headers,
+                headers=forwarded_headers(request.headers),
                 data=request.content if request.body_exists else None,
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, OSError) as exc:
             return web.Response(status=502, text=f"FaultProxy: upstream failed: {exc!r}")
         try:
-            return await self._relay(request, upstream, plan)
+            return await relay(request, upstream, plan, self._chunk_size)
         finally:
             upstream.release()
-
-    async def _relay(
-        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, plan: FaultPlan
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        for name, value in upstream.headers.items():
-            if name.lower() not in _HOP_BY_HOP:
-                response.headers.add(name, value)
-        sent = 0
-        stalled = plan.stall is None
-        try:
-            await response.prepare(request)
-            async for data in upstream.content.iter_chunked(self._chunk_size):
-                chunk = plan.corrupt(sent, data)
-                if plan.stall is not None and not stalled and sent + len(chunk) > plan.stall.after:
-                    head = plan.stall.after - sent
-                    await _write(response, chunk[:head])
-                    sent, chunk = sent + head, chunk[head:]
-                    await asyncio.sleep(plan.stall.seconds)
-                    stalled = True
-                if plan.cut_after is not None and sent + len(chunk) > plan.cut_after:
-                    await _write(response, chunk[: plan.cut_after - sent])
-                    await _cut(request, reset=plan.reset)
-                    return response
-                await _write(response, chunk)
-                sent += len(chunk)
-            await response.write_eof()
-        except (ConnectionError, aiohttp.ClientError):
-            # The client went away (it timed out during a stall, say), or the upstream
-            # broke: either way this answer cannot be completed, so end the connection.
-            await _cut(request, reset=False)
-        return response
 
     async def _replace(self, info: ProxyRequest, fault: ReplaceObject, gate: asyncio.Event) -> None:
         try:
             if fault.callback is None:
-                await self._overwrite(info, fault)
+                assert self._session is not None
+                await overwrite_upstream(self._session, self._upstream, info, fault)
             elif inspect.iscoroutinefunction(fault.callback):
                 await fault.callback(info)
             else:
@@ -405,72 +301,9 @@ class FaultProxy(BackgroundServer):
         finally:
             gate.set()
 
-    async def _overwrite(self, info: ProxyRequest, fault: ReplaceObject) -> None:
-        """Overwrite the object through the upstream's own API (see :class:`ReplaceObject`)."""
-        assert self._session is not None
-        assert fault.data is not None
-        data = fault.data
-        if info.bucket is None or info.key is None:
-            raise ValueError(f"ReplaceObject fired on a request without an object: {info}")
-        bucket = quote(info.bucket, safe="")
-        if info.api == "s3":
-            method = "PUT"
-            url = URL(f"{self._upstream}/{bucket}/{quote(info.key, safe='/')}", encoded=True)
-            headers = _sigv4_headers(fault, method, str(url), data)
-        else:
-            method = "POST"
-            url = URL(f"{self._upstream}/upload/storage/v1/b/{bucket}/o", encoded=True)
-            url = url.with_query(uploadType="media", name=info.key)
-            headers = {"Content-Type": "application/octet-stream"}
-        # A file-like body: aiohttp warns that large raw bytes might block its loop.
-        body = io.BytesIO(data)
-        async with self._session.request(method, url, data=body, headers=headers) as answer:
-            await answer.read()
-            if answer.status >= 300:
-                raise RuntimeError(
-                    f"overwriting {info.key!r} upstream failed: HTTP {answer.status}"
-                )
-
     def _record(self, exc: BaseException) -> None:
         with self._lock:
             self._errors.append(exc)
-
-
-async def _write(response: web.StreamResponse, data: bytes) -> None:
-    if data:
-        await response.write(data)
-
-
-async def _cut(request: web.BaseRequest, *, reset: bool) -> None:
-    """End the client's connection now: a FIN after what was written, or an RST."""
-    transport = request.transport
-    if transport is None:
-        return
-    if not reset:
-        transport.close()  # sends what is buffered, then FIN
-        return
-    # Let what was written leave first, so the client sees "some bytes, then a reset".
-    for _ in range(100):
-        if not transport.get_write_buffer_size():
-            break
-        await asyncio.sleep(0.001)
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
-def _sigv4_headers(fault: ReplaceObject, method: str, url: str, data: bytes) -> dict[str, str]:
-    # Imported here: aiomodelkit.testing must import without the s3 extra.
-    from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
-    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-    from botocore.credentials import Credentials  # type: ignore[import-untyped]
-
-    request = AWSRequest(method=method, url=url, data=data)
-    credentials = Credentials(fault.aws_access_key_id, fault.aws_secret_access_key)
-    S3SigV4Auth(credentials, "s3", fault.region_name).add_auth(request)
-    return {str(name): str(value) for name, value in request.headers.items()}
 
 
 def _loopback_origin(url: str) -> str:
@@ -480,21 +313,5 @@ def _loopback_origin(url: str) -> str:
         raise ValueError(f"the upstream must be http://HOST:PORT, not {url!r}")
     if parts.username or parts.password or parts.path.strip("/") or parts.query:
         raise ValueError("the upstream must be a bare origin: http://HOST:PORT")
-    if not _is_loopback(parts.hostname):
-        raise ValueError(
-            f"the upstream {parts.hostname!r} is not a loopback address: "
-            "FaultProxy only forwards to servers on this machine"
-        )
+    ensure_loopback(parts.hostname, role="upstream")
     return f"http://{parts.netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import anyio
 
 from aiomodelkit._errors import StoreUnavailableError
+from aiomodelkit._lifecycle import AsyncResource
 from aiomodelkit.stores._base import ObjectInfo, ObjectStream, Store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
-    from types import TracebackType
 
 __all__ = ["Fault", "InstrumentedStore"]
 
@@ -40,8 +40,10 @@ class Fault:
     hits: int = field(default=0, init=False)
 
 
-class InstrumentedStore:
+class InstrumentedStore(AsyncResource):
     """Wraps a real store: counts every operation per kind and key, and injects faults.
+
+    Entering it enters the inner store; closing it closes the inner store.
 
     Example:
         >>> from aiomodelkit.stores import MemoryStore
@@ -71,25 +73,18 @@ class InstrumentedStore:
 
     @property
     def url(self) -> str:
+        """The inner store's URL."""
         return self.inner.url
 
     @property
     def supports_conditional_writes(self) -> bool:
+        """Whether the inner store enforces conditional writes."""
         return self.inner.supports_conditional_writes
 
-    async def __aenter__(self) -> Self:
+    async def _aopen(self) -> None:
         await self.inner.__aenter__()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.inner.__aexit__(exc_type, exc, tb)
-
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         await self.inner.aclose()
 
     async def stat(self, key: str) -> ObjectInfo:

@@ -12,20 +12,16 @@ import os
 import random
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
-import weakref
 from pathlib import Path
 from typing import IO, Any
 
-from ._process import BackgroundServer, port_is_free, read_tail, stop_process
+from ._process import HOST, Launch, SubprocessServer, port_is_free
 
 __all__ = ["SeaweedFSServer"]
 
-_HOST = "127.0.0.1"
 # The gRPC listeners sit at HTTP port + 10000 (SeaweedFS's fixed offset).
 _GRPC_OFFSET = 10000
 _PORTS = 5  # master, volume, filer, s3, admin
@@ -47,7 +43,7 @@ def weed_binary() -> Path:
     return Path(found)
 
 
-class SeaweedFSServer(BackgroundServer):
+class SeaweedFSServer(SubprocessServer):
     """A SeaweedFS S3 gateway with one random identity, every listener on ``127.0.0.1``.
 
     Args:
@@ -62,48 +58,29 @@ class SeaweedFSServer(BackgroundServer):
     There is no reset: share a bucket and give each test its own key prefix.
     """
 
+    name = "SeaweedFS"
+    _poll_interval = 0.1
+
     def __init__(self, workdir: Path, *, startup_timeout: float = 60.0) -> None:
+        super().__init__(startup_timeout=startup_timeout)
         self._workdir = Path(workdir)
-        self._startup_timeout = startup_timeout
         self.access_key = ""
         self.secret_key = ""
-        self._port: int | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._finalizer: weakref.finalize[..., SeaweedFSServer] | None = None
         self._client: Any = None
+        self._probe = _READY_BUCKET
 
-    def __repr__(self) -> str:
-        # Never the secret.
-        state = self.endpoint_url if self._port is not None else "stopped"
-        return f"SeaweedFSServer({state})"
+    # The base's repr shows the endpoint only: never the secret.
 
-    @property
-    def endpoint_url(self) -> str:
-        """``http://127.0.0.1:PORT`` of the S3 gateway."""
-        if self._port is None:
-            raise RuntimeError("the SeaweedFS server is not running; use it as a context manager")
-        return f"http://{_HOST}:{self._port}"
+    def _pick_port(self) -> int:
+        return _free_port_base()
 
-    def start(self) -> None:
-        """Start ``weed mini`` and wait until it accepts a signed create-bucket.
+    def _worth_retrying(self, output_tail: str, *, exited: bool) -> bool:
+        # weed reports a taken port in many ways (or just hangs): any failure counts as one.
+        return True
 
-        Raises:
-            RuntimeError: the server did not come up (the message holds its log tail).
-        """
-        if self._process is not None:
-            raise RuntimeError("the SeaweedFS server is already running")
+    def _launch(self, port: int) -> Launch:
+        base = port
         binary = weed_binary()
-        errors: list[str] = []
-        # A port probed free may be taken before weed binds it: retry on a new base.
-        for _ in range(3):
-            try:
-                self._launch(binary, _free_port_base())
-                return
-            except _StartError as exc:
-                errors.append(str(exc))
-        raise RuntimeError("SeaweedFS did not start:\n" + "\n---\n".join(errors))
-
-    def _launch(self, binary: Path, base: int) -> None:
         self._workdir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix="weed-", dir=self._workdir))
         data_dir = run_dir / "data"
@@ -117,15 +94,15 @@ class SeaweedFSServer(BackgroundServer):
         config = run_dir / "s3.json"
         config.write_text(json.dumps(_s3_config(self.access_key, self.secret_key)))
         config.chmod(0o600)
-        args = [
+        argv = [
             str(binary),
             "mini",
             f"-dir={data_dir}",
             # Every listener on loopback: the defaults bind 0.0.0.0 and advertise the
             # machine's external address, open WebDAV/Iceberg/Lance ports and send telemetry.
-            f"-ip={_HOST}",
-            f"-ip.bind={_HOST}",
-            f"-metricsIp={_HOST}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            f"-metricsIp={HOST}",
             f"-master.port={base}",
             f"-volume.port={base + 1}",
             f"-filer.port={base + 2}",
@@ -148,22 +125,23 @@ class SeaweedFSServer(BackgroundServer):
         # The child inherits our environment plus a memory cap (it keeps ~1 GiB otherwise).
         env = {**os.environ, "GOMEMLIMIT": "512MiB"}  # noqa: TID251 - a child's env, not a setting
         output: IO[bytes] = (run_dir / "weed.log").open("w+b")
-        process = subprocess.Popen(
-            args,
-            cwd=run_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        self._process, self._port = process, base + 3
-        self._finalizer = weakref.finalize(self, stop_process, process, output)
-        try:
+        self._probe = f"{_READY_BUCKET}-{uuid.uuid4().hex[:8]}"
+        return Launch(argv, base + 3, cwd=run_dir, env=env, output=output)
+
+    def _is_ready(self) -> bool:
+        botocore = _botocore()
+        if self._client is None:
             self._client = self._make_client()
-            self._wait_ready(process, output)
-        except BaseException:
-            self.stop()
-            raise
+        probe = self._probe
+        try:
+            # A write, not just a listing: the gateway answers before volumes are ready.
+            self._client.create_bucket(Bucket=probe)
+            self._client.put_object(Bucket=probe, Key="probe", Body=b"ok")
+            self._client.delete_object(Bucket=probe, Key="probe")
+            self._client.delete_bucket(Bucket=probe)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            return False
+        return True
 
     def _make_client(self) -> Any:
         botocore = _botocore()
@@ -184,36 +162,12 @@ class SeaweedFSServer(BackgroundServer):
             config=config,
         )
 
-    def _wait_ready(self, process: subprocess.Popen[bytes], output: IO[bytes]) -> None:
-        botocore = _botocore()
-        deadline = time.monotonic() + self._startup_timeout
-        probe = f"{_READY_BUCKET}-{uuid.uuid4().hex[:8]}"
-        while True:
-            if process.poll() is not None:
-                raise _StartError(f"weed exited with {process.returncode}:\n{read_tail(output)}")
-            try:
-                # A write, not just a listing: the gateway answers before volumes are ready.
-                self._client.create_bucket(Bucket=probe)
-                self._client.put_object(Bucket=probe, Key="probe", Body=b"ok")
-                self._client.delete_object(Bucket=probe, Key="probe")
-                self._client.delete_bucket(Bucket=probe)
-                return
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
-                pass
-            if time.monotonic() > deadline:
-                raise _StartError(
-                    f"not ready after {self._startup_timeout} s:\n{read_tail(output)}"
-                )
-            time.sleep(0.1)
-
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s); idempotent."""
-        if self._client is not None:
-            self._client.close()
-        if self._finalizer is not None:
-            self._finalizer()
-        self._client = self._process = self._finalizer = None
-        self._port = None
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        super().stop()
 
     def create_bucket(self, name: str) -> None:
         """Create a bucket; an existing one is kept."""
@@ -234,10 +188,6 @@ def _botocore() -> Any:
     import botocore.session  # type: ignore[import-untyped]
 
     return botocore
-
-
-class _StartError(Exception):
-    """One start attempt failed."""
 
 
 def _s3_config(access_key: str, secret_key: str) -> dict[str, object]:
@@ -262,6 +212,6 @@ def _free_port_base() -> int:
         base = rng.randrange(10000, 32768 - _GRPC_OFFSET - _PORTS)
         ports = [base + i for i in range(_PORTS)]
         ports += [port + _GRPC_OFFSET for port in ports]
-        if all(port_is_free(port, _HOST) for port in ports):
+        if all(port_is_free(port, HOST) for port in ports):
             return base
-    raise RuntimeError("no free block of ports for SeaweedFS on 127.0.0.1")
+    raise RuntimeError(f"no free block of ports for SeaweedFS on {HOST}")

@@ -1,14 +1,15 @@
 """How each peer is started for one run, in its own process, and measured.
 
-Python peers run ``benchmarks/runner.py`` in this interpreter (a fresh process per run);
-modelkit runs ``benchmarks/peer_modelkit.py`` in its own virtualenv (created on first use
-under ``benchmarks/.venvs/``); s5cmd is a Go binary whose CPU and peak RSS come from
-``wait4``. Every child gets a clean environment: no ``AWS_*``, ``AIOMODELKIT_*``,
+Python peers run :mod:`.runner` in this interpreter (a fresh process per run); modelkit runs
+:mod:`.modelkit_peer` in its own virtualenv (created on first use under
+``benchmarks/.venvs/``); s5cmd is a Go binary whose CPU and peak RSS come from ``wait4``.
+Every child gets a clean environment: no ``AWS_*``, ``AIOMODELKIT_*``,
 ``MODELKIT_*`` or GCS variables from the caller, no AWS config files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -20,18 +21,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .records import Job, RunResult
+
 __all__ = [
     "ALL_PEERS",
+    "GCS_PEERS",
     "MODELKIT_VERSION",
     "PeerUnavailableError",
     "available_peers",
     "clean_env",
     "ensure_modelkit_venv",
+    "finish",
     "run_peer",
+    "start_peer",
     "stop_all",
+    "versions",
 ]
 
-BENCH_DIR = Path(__file__).resolve().parent
+BENCH_DIR = Path(__file__).resolve().parents[1]
 REPO = BENCH_DIR.parent
 VENVS = BENCH_DIR / ".venvs"
 MODELKIT_VERSION = "0.1.3"
@@ -55,6 +62,8 @@ _RUN_TIMEOUT = 1800.0
 _JOBS = itertools.count()
 #: Peer processes still running: stopped by :func:`stop_all` if the harness is interrupted.
 _LIVE: set[subprocess.Popen[Any]] = set()
+#: The peer each process started by :func:`start_peer` runs.
+_PEERS: dict[subprocess.Popen[str], str] = {}
 
 
 class PeerUnavailableError(RuntimeError):
@@ -159,28 +168,29 @@ def versions(peers: list[str]) -> dict[str, str]:
     return found
 
 
-def _result(stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
+def _result(peer: str, stdout: str, stderr: str, returncode: int) -> RunResult:
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if not lines:
-        return {"ok": False, "error": f"exit {returncode}: {stderr.strip()[-2000:]}"}
-    result: dict[str, Any] = json.loads(lines[-1])
-    if not result.get("ok"):
-        result["stderr"] = stderr.strip()[-2000:]
+        return RunResult(ok=False, peer=peer, error=f"exit {returncode}: {stderr.strip()[-2000:]}")
+    result = RunResult.from_dict(json.loads(lines[-1]))
+    if not result.ok:
+        result = dataclasses.replace(result, stderr=stderr.strip()[-2000:])
     return result
 
 
-def start_peer(peer: str, job: dict[str, Any], env: dict[str, str]) -> subprocess.Popen[str]:
+def start_peer(job: Job, env: dict[str, str]) -> subprocess.Popen[str]:
     """Start a Python or modelkit peer for ``job`` (its result comes from :func:`finish`).
 
     The job goes through a file beside the run's destination (``<dest>.job-N.json``).
     """
-    if peer == "modelkit":
-        command = [str(MODELKIT_VENV / "bin" / "python"), "-m", "benchmarks.peer_modelkit"]
+    if job.peer == "modelkit":
+        python = str(MODELKIT_VENV / "bin" / "python")
+        command = [python, "-m", "benchmarks.harness.modelkit_peer"]
     else:
-        command = [sys.executable, "-m", "benchmarks.runner"]
-    dest = Path(job["dest"])
+        command = [sys.executable, "-m", "benchmarks.harness.runner"]
+    dest = Path(job.dest)
     job_file = dest.with_name(f"{dest.name}.job-{next(_JOBS)}.json")
-    job_file.write_text(json.dumps({**job, "peer": peer}))
+    job_file.write_text(job.to_json())
     process = subprocess.Popen(
         [*command, str(job_file)],
         stdin=subprocess.DEVNULL,
@@ -191,6 +201,7 @@ def start_peer(peer: str, job: dict[str, Any], env: dict[str, str]) -> subproces
         env=env,
     )
     _LIVE.add(process)
+    _PEERS[process] = job.peer
     return process
 
 
@@ -203,19 +214,20 @@ def stop_all() -> None:
         _LIVE.discard(process)
 
 
-def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
+def finish(process: subprocess.Popen[str]) -> RunResult:
     """Wait for a peer process and parse its result."""
     job_file = Path(str(process.args[-1]))  # type: ignore[index]
+    peer = _PEERS.pop(process, "?")
     try:
         stdout, stderr = process.communicate(timeout=_RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
         process.kill()
         stdout, stderr = process.communicate()
-        return {"ok": False, "error": f"timed out after {_RUN_TIMEOUT} s"}
+        return RunResult(ok=False, peer=peer, error=f"timed out after {_RUN_TIMEOUT} s")
     finally:
         job_file.unlink(missing_ok=True)
         _LIVE.discard(process)
-    return _result(stdout, stderr or "", process.returncode)
+    return _result(peer, stdout, stderr or "", process.returncode)
 
 
 def _vm_hwm_mib(pid: int) -> float:
@@ -229,7 +241,7 @@ def _vm_hwm_mib(pid: int) -> float:
     return 0.0
 
 
-def run_s5cmd(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def run_s5cmd(job: Job, env: dict[str, str]) -> RunResult:
     """One s5cmd run at its defaults: CPU from ``wait4``, peak RSS from polling ``VmHWM``.
 
     (``ru_maxrss`` is useless here: a forked child inherits the parent's high-water mark.)
@@ -237,17 +249,17 @@ def run_s5cmd(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     binary = _s5cmd()
     assert binary is not None
     commands = []
-    for asset in job["assets"]:
-        target = Path(job["dest"]) / asset["final"]
+    for asset in job.assets:
+        target = Path(job.dest) / asset.final
         target.parent.mkdir(parents=True, exist_ok=True)
-        source = f"s3://{job['bucket']}/{asset['key']}"
-        if asset["directory"]:
+        source = f"s3://{job.bucket}/{asset.key}"
+        if asset.directory:
             commands.append(f"cp '{source}/*' '{target}/'")
         else:
             commands.append(f"cp '{source}' '{target}'")
-    script = Path(job["dest"]) / ".s5cmd-commands.txt"
+    script = Path(job.dest) / ".s5cmd-commands.txt"
     script.write_text("\n".join(commands) + "\n")
-    argv = [binary, "--endpoint-url", job["endpoint"], "--log", "error", "run", str(script)]
+    argv = [binary, "--endpoint-url", job.endpoint, "--log", "error", "run", str(script)]
     start = time.perf_counter()
     started = time.time()
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -266,23 +278,22 @@ def run_s5cmd(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     if process.stderr:
         process.stderr.close()
     script.unlink()
-    result: dict[str, Any] = {
-        "ok": process.returncode == 0,
-        "peer": "s5cmd",
-        "wall_s": wall,
-        "started": started,
-        "ended": time.time(),
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mib": peak,
-        "lag": None,
-    }
-    if process.returncode != 0:
-        result["error"] = f"exit {process.returncode}: {stderr.strip()[-2000:]}"
-    return result
+    return RunResult(
+        ok=process.returncode == 0,
+        peer="s5cmd",
+        error=None
+        if process.returncode == 0
+        else f"exit {process.returncode}: {stderr.strip()[-2000:]}",
+        wall_s=wall,
+        started=started,
+        ended=time.time(),
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        peak_rss_mib=peak,
+    )
 
 
-def run_peer(peer: str, job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def run_peer(job: Job, env: dict[str, str]) -> RunResult:
     """Run one peer for one job and return its measurements."""
-    if peer == "s5cmd":
+    if job.peer == "s5cmd":
         return run_s5cmd(job, env)
-    return finish(start_peer(peer, job, env))
+    return finish(start_peer(job, env))

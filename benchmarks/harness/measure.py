@@ -1,9 +1,11 @@
-"""Process measurements shared by the peer runners (stdlib only: modelkit's venv imports it)."""
+"""Process measurements shared by the peer processes (stdlib only: modelkit's venv imports it)."""
 
 from __future__ import annotations
 
 import os
 import resource
+
+__all__ = ["MiB", "cpu_s", "peak_rss_mib", "rss_mib"]
 
 MiB = 1024 * 1024
 

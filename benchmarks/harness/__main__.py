@@ -1,0 +1,5 @@
+"""``python -m benchmarks.harness``: see :mod:`benchmarks.harness.cli`."""
+
+from .cli import main
+
+main()
