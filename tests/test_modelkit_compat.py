@@ -13,12 +13,16 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+import anyio
 import pytest
 
 from aiomodelkit import AssetNotFoundError, AssetsManager, InvalidStoreDataError, Settings
 from aiomodelkit.stores import Store
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 StoreFactory = Callable[..., Store]
 
@@ -44,8 +48,9 @@ _MODELKIT = textwrap.dedent(
 def _modelkit(store_root: Path, cache: Path, *args: str) -> str:
     """Run modelkit 0.1.3 with its local driver on ``store_root`` (bucket + default prefix)."""
     env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ["HOME"],
+        # modelkit's process needs a PATH and a HOME; nothing else of this environment.
+        "PATH": os.environ["PATH"],  # noqa: TID251
+        "HOME": os.environ["HOME"],  # noqa: TID251
         "MODELKIT_STORAGE_PROVIDER": "local",
         "MODELKIT_STORAGE_BUCKET": str(store_root),
         "MODELKIT_ASSETS_DIR": str(cache),
@@ -189,9 +194,9 @@ async def test_modelkit_reads_what_we_publish(tmp_path: Path) -> None:
     one = json.loads(_modelkit(bucket, modelkit_cache, "fetch", "models/one"))
     assert versions == ["0.1", "0.0"]
     assert tok["version"] == "0.1"
-    assert Path(tok["path"]).read_text() == "vocab"
+    assert await anyio.Path(tok["path"]).read_text() == "vocab"
     assert one["version"] == "0.0"
-    assert Path(one["path"]).read_bytes() == b"single"
+    assert await anyio.Path(one["path"]).read_bytes() == b"single"
 
     # And a cache populated by modelkit (with its .SUCCESS markers) is a valid cache here.
     async with AssetsManager(storage=None, settings=Settings(assets_dir=modelkit_cache)) as offline:

@@ -8,6 +8,9 @@ import pytest
 
 from aiomodelkit._pacing import RequestPacer
 
+# The pacer is defined in event-loop iterations: these tests drive raw asyncio tasks
+# (gather, ensure_future, wait_for) so that the iterations they count are exactly the pacer's.
+
 
 async def _admissions_per_iteration(pacer: RequestPacer, callers: int) -> list[int]:
     """Admit ``callers`` at once; count admissions between consecutive loop iterations."""
@@ -29,7 +32,7 @@ async def _admissions_per_iteration(pacer: RequestPacer, callers: int) -> list[i
         current += 1
 
     loop.call_soon(iteration)
-    await asyncio.gather(*(caller() for _ in range(callers)))
+    await asyncio.gather(*(caller() for _ in range(callers)))  # noqa: TID251
     done = True
     await asyncio.sleep(0)
     counts.append(current)
@@ -59,7 +62,7 @@ async def test_waiters_are_admitted_first_come_first_served() -> None:
         await pacer.admit()
         order.append(number)
 
-    await asyncio.gather(*(caller(n) for n in range(6)))
+    await asyncio.gather(*(caller(n) for n in range(6)))  # noqa: TID251
     assert order == list(range(6))
 
 
@@ -69,7 +72,7 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_does_not_block_others() -
     await asyncio.sleep(0)  # the first is admitted; the other four wait in the queue
     assert [c.done() for c in callers] == [True, False, False, False, False]
     callers[2].cancel()
-    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), timeout=5)
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), timeout=5)  # noqa: TID251
     assert isinstance(results[2], asyncio.CancelledError)
     assert [r for i, r in enumerate(results) if i != 2] == [None] * 4
     assert pacer.admitted == 4

@@ -229,8 +229,9 @@ async def test_processes_fetching_at_once(backend: Backend, tmp_path: Path, lock
     barrier.mkdir()
     go = barrier / "go"
     common = [backend.kind, backend.proxy.endpoint_url, str(cache)]
+    # Racing processes: the test only waits for them (the proxy runs in its own thread).
     racers = [
-        subprocess.Popen(
+        subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-c", _RACER, *common, str(barrier / f"ready-{i}"), str(go), flag],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -74,7 +74,8 @@ async def test_sigkill_mid_download_then_recovery(tmp_path: Path) -> None:
     await _publish(store_root, tmp_path, "models/big", payload)
     cache = tmp_path / "cache"
     final = cache / "models" / "big" / "0.0"
-    with subprocess.Popen(
+    # The child is killed mid-download; the test only waits for it, nothing else runs here.
+    with subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-c", _SLOW_FETCH, str(store_root), str(cache)],
         stdout=subprocess.PIPE,
         text=True,
@@ -112,7 +113,8 @@ def _isolated(
             "-c",
             f"mount -t tmpfs -o size=6m tmpfs '{tmpfs}' && {quoted}",
         ]
-    env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+    # A minimal environment for the child: it needs PATH to find unshare and sh.
+    env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}  # noqa: TID251
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -200,7 +202,7 @@ async def test_permission_denied_in_the_cache(tmp_path: Path) -> None:
     # pytest's tmp_path is private to root; an unprivileged user needs its own tree.
     shared = Path(tempfile.mkdtemp(prefix="aiomodelkit-perm-"))
     try:
-        shared.chmod(0o755)
+        shared.chmod(0o755)  # noqa: ASYNC240 - test setup, nothing else runs on this loop
         store_root = shared / "store"
         store_root.mkdir()
         await _publish(store_root, tmp_path, "models/small", {"s.bin": b"s" * 1000})
@@ -218,7 +220,7 @@ async def test_permission_denied_in_the_cache(tmp_path: Path) -> None:
         assert not (cache / "models" / "big").exists()
         assert (cache / "models" / "small" / "0.0" / "s.bin").read_bytes() == b"s" * 1000
     finally:
-        for path in [shared, *shared.rglob("*")]:
+        for path in [shared, *shared.rglob("*")]:  # noqa: ASYNC240 - test cleanup
             if path.is_dir():
                 path.chmod(0o755)
         shutil.rmtree(shared)

@@ -37,7 +37,7 @@ async def test_unsafe_keys_are_refused(tmp_path: Path, key: str) -> None:
         with pytest.raises(InvalidStoreDataError):
             await store.stat(key)
     assert info.value.key == key
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+    assert sorted([p.name async for p in anyio.Path(tmp_path).iterdir()]) == ["store"]
 
 
 async def test_symlink_out_of_the_store_is_refused(tmp_path: Path) -> None:
@@ -119,4 +119,4 @@ async def test_conditional_create_across_threads(tmp_path: Path) -> None:
         for index in range(8):
             tg.start_soon(anyio.to_thread.run_sync, writer, index)
     assert sorted(outcomes) == ["lost"] * 7 + ["won"]
-    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 1
+    assert len([p async for p in anyio.Path(tmp_path).iterdir() if not p.name.startswith(".")]) == 1

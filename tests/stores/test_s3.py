@@ -1,21 +1,16 @@
-"""S3-specific behaviour of S3Store (the shared contract is in test_contract.py).
+"""S3-specific behaviour of S3Store against moto (the shared contract is in test_contract.py).
 
-moto serves most tests; SeaweedFS serves those that need real credentials checks and
-enforced conditional writes. A tiny in-test HTTP server injects what neither can: 503s,
-stalled bodies and ignored ranges.
+SeaweedFS serves the tests that need real credential checks and enforced conditional
+writes (test_s3_seaweedfs.py); a tiny in-test HTTP server injects what neither can
+(test_s3_faults.py).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
-import pickle
-import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -25,42 +20,23 @@ from aiobotocore.session import AioSession  # type: ignore[import-untyped]
 from aiomodelkit import (
     AssetNotFoundError,
     BucketNotFoundError,
-    ModelkitError,
     PreconditionFailedError,
     StoreError,
-    StorePermissionError,
     StoreUnavailableError,
 )
-from aiomodelkit.stores import ObjectInfo, S3Store, Store, StoreOptions
+from aiomodelkit.stores import ObjectInfo, S3Store, StoreOptions
 from aiomodelkit.stores._base import MiB
 from aiomodelkit.stores._registry import open_store
-from aiomodelkit.stores._s3 import PlainJSONFileLoader, _needs_path_style
+from aiomodelkit.stores._s3_client import PlainJSONFileLoader, _needs_path_style
 from aiomodelkit.testing._process import free_port
 
+from ._helpers import SECRET, StoreFactory, _assert_no_secret, _collect, _moto_store, _read
+
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
     from pathlib import Path
 
-    from aiomodelkit.testing import MotoServer, SeaweedFSServer
-
-StoreFactory = Callable[..., Store]
-SECRET = "sEcReT-d0-n0t-l3ak-7f3a9c"
-
-
-def _moto_store(moto: MotoServer, bucket: str = "bucket", **kwargs: Any) -> S3Store:
-    return S3Store(
-        bucket,
-        kwargs.pop("prefix", "modelkit-assets"),
-        endpoint_url=kwargs.pop("endpoint_url", moto.endpoint_url),
-        aws_access_key_id="testing",
-        aws_secret_access_key=kwargs.pop("secret", "testing"),
-        region_name="us-east-1",
-        **kwargs,
-    )
-
-
-async def _read(store: Store, key: str, **kwargs: Any) -> bytes:
-    async with store.read(key, **kwargs) as chunks:
-        return b"".join([chunk async for chunk in chunks])
+    from aiomodelkit.testing import MotoServer
 
 
 # -- reads ----------------------------------------------------------------------------------
@@ -282,10 +258,6 @@ async def test_missing_bucket(moto_server: MotoServer) -> None:
                 await operation
 
 
-async def _collect(items: AsyncIterator[ObjectInfo]) -> list[ObjectInfo]:
-    return [item async for item in items]
-
-
 async def test_unreachable_endpoint_is_unavailable() -> None:
     # A port that was just free: nothing listens there, connections are refused.
     store = S3Store(
@@ -305,19 +277,6 @@ async def test_unreachable_endpoint_is_unavailable() -> None:
         with pytest.raises(StoreUnavailableError):
             await _collect(store.list_objects())
     _assert_no_secret(info.value, store)
-
-
-def _assert_no_secret(error: ModelkitError, store: S3Store) -> None:
-    texts = [
-        str(error),
-        repr(error),
-        repr(pickle.loads(pickle.dumps(error))),
-        "".join(traceback.format_exception(error)),
-        repr(store),
-        store.url,
-    ]
-    for text in texts:
-        assert SECRET not in text
 
 
 async def test_secrets_stay_out_of_repr_url_and_errors(moto_server: MotoServer) -> None:
@@ -400,263 +359,3 @@ async def test_lifecycle(s3_store_factory: StoreFactory) -> None:
     await store.aclose()
     async with store:  # a closed store can be opened again
         assert (await store.stat("k")).size == 1
-
-
-# -- faults the servers cannot produce: a tiny HTTP server in the test --------------------
-
-Responder = Callable[[anyio.abc.SocketStream, bytes], Awaitable[None]]
-
-
-@asynccontextmanager
-async def _fake_s3(respond: Responder) -> AsyncIterator[S3Store]:
-    """An S3Store pointed at a one-trick HTTP server on loopback."""
-
-    async def handle(stream: anyio.abc.SocketStream) -> None:
-        async with stream:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += await stream.receive()
-            await respond(stream, request)
-
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as group:
-        group.start_soon(listener.serve, handle)
-        store = S3Store(
-            "bucket",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-            options=StoreOptions(read_timeout=0.3, connect_timeout=2),
-        )
-        async with store:
-            yield store
-        group.cancel_scope.cancel()
-
-
-def _response(status: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
-    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-async def test_throttling_is_unavailable() -> None:
-    body = (
-        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-    )
-
-    async def slow_down(stream: anyio.abc.SocketStream, request: bytes) -> None:
-        await stream.send(_response("503 Slow Down", body, {"Content-Type": "application/xml"}))
-
-    async with _fake_s3(slow_down) as store:
-        with pytest.raises(StoreUnavailableError, match="SlowDown"):
-            await _read(store, "k")
-        with pytest.raises(StoreUnavailableError):
-            await store.stat("k")
-
-
-async def test_stalled_body_times_out_as_unavailable() -> None:
-    async def stall(stream: anyio.abc.SocketStream, request: bytes) -> None:
-        head = _response("200 OK", b"", {"ETag": '"abc"'}).replace(
-            b"Content-Length: 0", b"Content-Length: 1000"
-        )
-        await stream.send(head + b"x" * 10)
-        await anyio.sleep_forever()
-
-    async with _fake_s3(stall) as store:
-        with anyio.fail_after(10), pytest.raises(StoreUnavailableError, match="stalled"):
-            await _read(store, "k")
-
-
-async def test_a_server_ignoring_range_still_gives_the_right_bytes() -> None:
-    async def whole(stream: anyio.abc.SocketStream, request: bytes) -> None:
-        assert b"range: bytes=3-5" in request.lower()
-        await stream.send(_response("200 OK", b"0123456789", {"ETag": '"abc"'}))
-
-    async with _fake_s3(whole) as store:
-        assert await _read(store, "k", offset=3, length=3) == b"345"
-
-
-async def test_redirects_fall_back_to_botocore() -> None:
-    # The direct GET cannot follow a region redirect: botocore's own request (the one with
-    # its invocation-id header) then takes over, and its redirector does the rest.
-    seen: list[bytes] = []
-    moved = b"<Error><Code>PermanentRedirect</Code><Message>use another endpoint</Message></Error>"
-
-    async def redirect_once(stream: anyio.abc.SocketStream, request: bytes) -> None:
-        seen.append(request)
-        if len(seen) == 1:
-            await stream.send(_response("301 Moved Permanently", moved))
-        else:
-            await stream.send(_response("200 OK", b"payload", {"ETag": '"abc"'}))
-
-    async with _fake_s3(redirect_once) as store:
-        assert await _read(store, "k") == b"payload"
-        assert await _read(store, "k") == b"payload"  # the bucket now stays with botocore
-    direct, *botocore = [request.lower() for request in seen]
-    assert b"authorization: aws4-hmac-sha256" in direct
-    assert b"amz-sdk-invocation-id" not in direct
-    assert len(botocore) == 2
-    assert all(b"amz-sdk-invocation-id" in request for request in botocore)
-
-
-async def test_content_encoding_is_not_decoded() -> None:
-    # An object uploaded with Content-Encoding: gzip is stored and fetched as those bytes.
-    data = os.urandom(1000)
-
-    async def gzip_labelled(stream: anyio.abc.SocketStream, request: bytes) -> None:
-        assert b"accept-encoding" not in request.lower()
-        await stream.send(_response("200 OK", data, {"Content-Encoding": "gzip", "ETag": '"e"'}))
-
-    async with _fake_s3(gzip_labelled) as store:
-        assert await _read(store, "k") == data
-
-
-async def test_error_answers_keep_their_code_and_message() -> None:
-    body = b"<Error><Code>NoSuchKey</Code><Message>The key is not there.</Message></Error>"
-
-    async def missing(stream: anyio.abc.SocketStream, request: bytes) -> None:
-        await stream.send(_response("404 Not Found", body, {"Content-Type": "application/xml"}))
-
-    async with _fake_s3(missing) as store:
-        with pytest.raises(AssetNotFoundError, match=r"NoSuchKey \(HTTP 404\): The key is not"):
-            await _read(store, "k")
-
-
-async def test_an_error_answer_that_is_not_xml_keeps_its_status() -> None:
-    async def gateway(stream: anyio.abc.SocketStream, request: bytes) -> None:
-        await stream.send(_response("502 Bad Gateway", b"<html>upstream down"))
-
-    async with _fake_s3(gateway) as store:
-        with pytest.raises(StoreUnavailableError, match="HTTP 502"):
-            await _read(store, "k")
-
-
-# -- SeaweedFS: real credentials and conditional writes --------------------------------------
-
-
-def _seaweed_store(server: SeaweedFSServer, *, access_key: str, secret: str) -> S3Store:
-    return S3Store(
-        "tests",
-        "auth",
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret,
-        region_name="us-east-1",
-    )
-
-
-@pytest.mark.seaweedfs
-@pytest.mark.parametrize("wrong", ["secret", "access_key"])
-async def test_bad_credentials_are_permission_errors(
-    seaweedfs_server: SeaweedFSServer, wrong: str
-) -> None:
-    access_key, secret = seaweedfs_server.access_key, seaweedfs_server.secret_key
-    if wrong == "secret":
-        secret = SECRET
-    else:
-        access_key = "AKUNKNOWN0000000"
-    async with _seaweed_store(seaweedfs_server, access_key=access_key, secret=secret) as store:
-        operations: list[Awaitable[object]] = [
-            store.stat("missing"),  # must not look like "not found"
-            _read(store, "missing"),
-            store.put("k", b"x"),
-            _collect(store.list_objects()),
-        ]
-        for operation in operations:
-            with pytest.raises(StorePermissionError) as info:
-                await operation
-            assert not isinstance(info.value, AssetNotFoundError)
-            _assert_no_secret(info.value, store)
-
-
-@pytest.mark.seaweedfs
-async def test_seaweedfs_enforces_conditional_puts(seaweedfs_store_factory: StoreFactory) -> None:
-    async with seaweedfs_store_factory() as store:
-        first = await store.put("index.versions", b"[1]", if_absent=True)
-        with pytest.raises(PreconditionFailedError):
-            await store.put("index.versions", b"[2]", if_absent=True)
-        second = await store.put("index.versions", b"[1, 2]", if_match=first.version_token)
-        with pytest.raises(PreconditionFailedError):
-            await store.put("index.versions", b"[1, 3]", if_match=first.version_token)
-        # SeaweedFS answers 412 to IfMatch on a missing key (AWS and moto: 404).
-        with pytest.raises(PreconditionFailedError):
-            await store.put("gone", b"x", if_match=second.version_token)
-        assert await _read(store, "index.versions") == b"[1, 2]"
-
-
-@pytest.mark.seaweedfs
-async def test_seaweedfs_enforces_conditions_on_multipart_uploads(
-    seaweedfs_server: SeaweedFSServer, tmp_path: Path
-) -> None:
-    source = tmp_path / "big.bin"
-    source.write_bytes(os.urandom(5 * MiB + 1))
-    store = S3Store(
-        "tests",
-        "multipart",
-        endpoint_url=seaweedfs_server.endpoint_url,
-        aws_access_key_id=seaweedfs_server.access_key,
-        aws_secret_access_key=seaweedfs_server.secret_key,
-        region_name="us-east-1",
-        multipart_threshold=5 * MiB,
-        multipart_part_size=5 * MiB,
-    )
-    async with store:
-        await store.delete("big")
-        first = await store.put("big", source, if_absent=True)
-        assert first.etag is not None
-        assert first.etag.endswith("-2")
-        with pytest.raises(PreconditionFailedError):
-            await store.put("big", source, if_absent=True)
-        with pytest.raises(PreconditionFailedError):
-            await store.put("big", source, if_match="0" * 32)
-        second = await store.put("big", source, if_match=first.version_token)
-        assert (await store.stat("big")).etag == second.etag
-
-
-@pytest.mark.seaweedfs
-async def test_concurrent_read_modify_write_loses_no_update(
-    seaweedfs_store_factory: StoreFactory,
-) -> None:
-    writers, items = 3, 5
-    conflicts = 0
-
-    async def append(store: Store, writer: int) -> None:
-        nonlocal conflicts
-        for item in range(items):
-            while True:
-                try:
-                    info = await store.stat("log.json")
-                    token = info.version_token
-                    content = json.loads(await _read(store, "log.json", if_match=token))
-                    content.append(f"{writer}-{item}")
-                    await store.put("log.json", json.dumps(content).encode(), if_match=token)
-                    break
-                except PreconditionFailedError:
-                    conflicts += 1  # someone else wrote in between: read again
-                    await anyio.sleep(0.001 * writer)
-
-    async with seaweedfs_store_factory() as store:
-        await store.put("log.json", b"[]", if_absent=True)
-        async with anyio.create_task_group() as group:
-            for writer in range(writers):
-                group.start_soon(append, store, writer)
-        final = json.loads(await _read(store, "log.json"))
-    assert sorted(final) == sorted(f"{w}-{i}" for w in range(writers) for i in range(items))
-    assert conflicts > 0  # the writers really raced
-
-
-@pytest.mark.seaweedfs
-@pytest.mark.parametrize(
-    "key", ["sp ace/x+y=z&q?.bin", "ünï/çødé ☃.txt", "a//b/%2F~!*'().txt", "dir/.meta"]
-)
-async def test_signed_reads_of_awkward_keys(
-    seaweedfs_store_factory: StoreFactory, key: str
-) -> None:
-    # SeaweedFS checks signatures: the presigned URL must be sent exactly as it was signed.
-    data = key.encode() * 3
-    async with seaweedfs_store_factory() as store:
-        await store.put(key, data)
-        assert await _read(store, key) == data
-        assert await _read(store, key, offset=2, length=5) == data[2:7]

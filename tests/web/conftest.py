@@ -98,7 +98,7 @@ def example_env(tmp_path: Path) -> dict[str, str]:
     store = tmp_path / "store"
     store.mkdir()
     env = {
-        **os.environ,
+        **os.environ,  # noqa: TID251 - the server process inherits the test's (isolated) env
         "AIOMODELKIT_STORAGE": store.as_uri(),
         "AIOMODELKIT_ASSETS_DIR": str(tmp_path / "cache"),
         "EXAMPLE_LOAD_DELAY": "0.4",  # each of the two levels: /ready is 503 for 0.8 s or more

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
+import anyio
 
 if TYPE_CHECKING:
     from .conftest import StartServer
@@ -33,5 +33,5 @@ async def test_aiohttp_recipe(example_env: dict[str, str], start_server: StartSe
             assert response.status == 200
     assert server.stop(signal.SIGTERM) == 0, server.output()
     assert "model library closed" in server.output()
-    closed = Path(example_env["EXAMPLE_CLOSE_LOG"]).read_text().splitlines()
+    closed = (await anyio.Path(example_env["EXAMPLE_CLOSE_LOG"]).read_text()).splitlines()
     assert closed == ["closed sentiment", "closed vocabulary"]  # dependents first

@@ -78,7 +78,7 @@ async def test_serve(tmp_path: Path, start_server: StartServer) -> None:
     async with AssetsManager(tmp_path / "publisher-cache", store.as_uri()) as am:
         await am.new(tmp_path / "words", "test/words")
     env = {
-        **os.environ,
+        **os.environ,  # noqa: TID251 - the server process inherits the test's (isolated) env
         "AIOMODELKIT_STORAGE": store.as_uri(),
         "AIOMODELKIT_ASSETS_DIR": str(tmp_path / "cache"),
     }
