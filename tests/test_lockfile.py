@@ -126,6 +126,15 @@ def test_a_missing_lock_file_is_a_config_error(tmp_path: Path) -> None:
         LockFile.load(tmp_path / "absent.lock")
 
 
+def test_an_unreadable_or_hostile_lock_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read: Is a directory"):
+        LockFile.load(tmp_path)
+    nested = tmp_path / "nested.lock"
+    nested.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ConfigError, match="is malformed: nested too deeply"):
+        LockFile.load(nested)
+
+
 _ENTRY = {"name": "models/clf", "version": "1.3", "files": {"": {"size": 4, "sha256": SHA_A}}}
 
 

@@ -122,6 +122,10 @@ def _load_json(raw: bytes, *, what: str, key: str, asset: str) -> dict[str, Any]
         raise InvalidStoreDataError(
             f"{what} is not valid JSON: {exc}", key=key, asset=asset
         ) from None
+    except RecursionError:  # hostile nesting, far under the size limit
+        raise InvalidStoreDataError(
+            f"{what} is nested too deeply to be metadata", key=key, asset=asset
+        ) from None
     if not isinstance(data, dict):
         raise InvalidStoreDataError(f"{what} must be a JSON object", key=key, asset=asset)
     return data

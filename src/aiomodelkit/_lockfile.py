@@ -94,8 +94,13 @@ class LockFile:
             assets = {key: _entry(key, value) for key, value in data["assets"].items()}
         except FileNotFoundError:
             raise ConfigError(f"lock file {str(path)!r} does not exist") from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"lock file {str(path)!r} is malformed: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ConfigError(f"lock file {str(path)!r} is malformed: {reason}") from None
+        except OSError as exc:  # a directory, no permission...
+            raise ConfigError(
+                f"lock file {str(path)!r} cannot be read: {exc.strerror or exc}"
+            ) from None
         return cls(assets)
 
     def dump(self) -> bytes:
