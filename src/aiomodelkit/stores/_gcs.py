@@ -5,19 +5,17 @@ what it gets wrong for large assets: ``download()`` buffers whole objects and it
 is a whole-transfer deadline, so reads go through ``download_stream`` with no total deadline
 and our own per-chunk idle timeout. gcloud-aio adds auth headers into the dict it is given, so
 every call gets a fresh one.
+
+:class:`GCSStore` holds the operations; ``_gcs_responses`` reads what GCS answers (object
+resources, download headers, bodies), ``_gcs_uploads`` sends uploads and ``_gcs_errors``
+translates errors into ours.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import os
 from contextlib import asynccontextmanager
-from datetime import datetime
 from functools import partial
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import anyio
@@ -28,23 +26,30 @@ from aiomodelkit._errors import (
     BucketNotFoundError,
     InvalidStoreDataError,
     ModelkitError,
-    PreconditionFailedError,
     StoreError,
-    StorePermissionError,
-    StoreUnavailableError,
 )
 from aiomodelkit._lifecycle import AsyncResource
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
+from ._gcs_errors import describe, translate
+from ._gcs_responses import (
+    body_chunks,
+    check_generation,
+    no_chunks,
+    object_info,
+    range_start,
+    response_info,
+)
+from ._gcs_uploads import upload_object
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator
+    from pathlib import Path
 
 __all__ = ["GCSStore"]
 
 # aiohttp's StreamReader buffer: big enough that one await returns a good part of a chunk.
 _MAX_READ_BUFSIZE = 4 * MiB
-_MAX_MESSAGE = 200
 
 
 class GCSStore(AsyncResource):
@@ -71,6 +76,7 @@ class GCSStore(AsyncResource):
     ) -> None:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
+        self._url = f"gs://{bucket}/{self._prefix}".rstrip("/")
         self._options = options or StoreOptions()
         self._api_root = api_root.rstrip("/") if api_root else None
         self._service_file = service_file
@@ -91,7 +97,7 @@ class GCSStore(AsyncResource):
     @property
     def url(self) -> str:
         """``gs://bucket/prefix``."""
-        return f"gs://{self._bucket}/{self._prefix}".rstrip("/")
+        return self._url
 
     @property
     def supports_conditional_writes(self) -> bool:
@@ -124,7 +130,7 @@ class GCSStore(AsyncResource):
                 await self._aclose()
             if isinstance(exc, Exception):
                 raise StoreError(
-                    f"could not set up the GCS client: {_describe(exc)}", store_url=self.url
+                    f"could not set up the GCS client: {describe(exc)}", store_url=self._url
                 ) from exc
             raise
 
@@ -147,7 +153,7 @@ class GCSStore(AsyncResource):
             resource = await storage.download_metadata(
                 self._bucket, name, headers={}, timeout=self._call_timeout
             )
-        return self._info(resource)
+        return object_info(resource, prefix=self._prefix, store_url=self._url)
 
     @asynccontextmanager
     async def read(
@@ -177,8 +183,8 @@ class GCSStore(AsyncResource):
         storage, name = self._client(), self._name(key)
         if length == 0:
             info = await self.stat(key)
-            self._check_generation(info.generation, if_match, key)
-            yield ObjectStream(info, _no_chunks())
+            check_generation(info.generation, if_match, key, store_url=self._url)
+            yield ObjectStream(info, no_chunks())
             return
         headers: dict[str, str] = {}  # fresh: gcloud-aio writes auth headers into it
         if offset or length is not None:
@@ -192,20 +198,28 @@ class GCSStore(AsyncResource):
         async with stream as entered:
             response: aiohttp.ClientResponse = entered
             try:
-                self._check_generation(response.headers.get("x-goog-generation"), if_match, key)
+                generation = response.headers.get("x-goog-generation")
+                check_generation(generation, if_match, key, store_url=self._url)
                 # Trust Content-Range over the status: a 200 without one is the whole object
                 # (GCS ignores ranges on gzip-transcoded objects), so cut the range out here.
-                start = self._range_start(response, key) if headers else 0
+                start = range_start(response, key, store_url=self._url) if headers else 0
                 if start > offset:
                     raise InvalidStoreDataError(
                         f"asked for bytes from {offset}, got them from {start}",
                         key=key,
-                        store_url=self.url,
+                        store_url=self._url,
                     )
-                info = self._response_info(key, response)
-                yield ObjectStream(
-                    info, self._chunks(response, key, skip=offset - start, limit=length)
+                info = response_info(key, response, store_url=self._url)
+                chunks = body_chunks(
+                    response,
+                    key,
+                    skip=offset - start,
+                    limit=length,
+                    chunk_size=self._options.chunk_size,
+                    read_timeout=self._options.read_timeout,
+                    store_url=self._url,
                 )
+                yield ObjectStream(info, chunks)
             finally:
                 response.release()  # closes the connection unless the body was drained
 
@@ -227,7 +241,7 @@ class GCSStore(AsyncResource):
                     self._bucket, params=dict(params), headers={}, timeout=self._call_timeout
                 )
             for resource in page.get("items", ()):
-                yield self._info(resource)
+                yield object_info(resource, prefix=self._prefix, store_url=self._url)
             token = page.get("nextPageToken")
             if not token:
                 return
@@ -241,50 +255,25 @@ class GCSStore(AsyncResource):
         if_absent: bool = False,
         if_match: str | None = None,
     ) -> ObjectInfo:
-        """Upload bytes or a local file in one request, streaming files from a worker thread.
+        """Upload bytes or a local file in one request (see ``_gcs_uploads``).
 
         Raises:
             PreconditionFailedError: a condition did not hold (HTTP 412).
         """
         storage, name = self._client(), self._name(key)
-        if if_absent and if_match is not None:
-            raise ValueError("pass if_absent or if_match, not both")
-        # GCS checks ifGenerationMatch atomically (412); fake-gcs-server 1.54 ignores it, so
-        # tests cannot prove these conditions (tests/stores/test_gcs.py pins that gap).
-        parameters: dict[str, str] = {}
-        if if_absent:
-            parameters["ifGenerationMatch"] = "0"
-        elif if_match is not None:
-            if not if_match.isdigit():
-                raise PreconditionFailedError(
-                    f"{if_match!r} is not a GCS generation", key=key, store_url=self.url
-                )
-            parameters["ifGenerationMatch"] = if_match
-        body: bytes | IO[bytes]
-        if isinstance(data, Path):
-            body = await anyio.to_thread.run_sync(_open_nameless, data)
-        else:
-            body = data
-        try:
-            async with self._map_errors(key):
-                # One simple upload streams any size: aiohttp reads file bodies in 64 KiB
-                # blocks in its executor. gcloud-aio's resumable path would only resend the
-                # whole file in one PUT, retrying even a 412 four times with sleeps.
-                resource = await storage.upload(
-                    self._bucket,
-                    name,
-                    body,
-                    content_type="application/octet-stream",
-                    parameters=parameters,
-                    headers={},
-                    force_resumable_upload=False,
-                    timeout=self._call_timeout,
-                )
-        finally:
-            if not isinstance(body, bytes):
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(body.close)
-        return self._info(resource)
+        resource = await upload_object(
+            storage,
+            bucket=self._bucket,
+            name=name,
+            key=key,
+            data=data,
+            if_absent=if_absent,
+            if_match=if_match,
+            request_timeout=self._call_timeout,
+            mapped=partial(self._map_errors, key),
+            store_url=self._url,
+        )
+        return object_info(resource, prefix=self._prefix, store_url=self._url)
 
     async def delete(self, key: str) -> None:
         """Delete an object; a missing one is not an error.
@@ -311,120 +300,6 @@ class GCSStore(AsyncResource):
             raise ValueError("a store key must not be empty")
         return join_key(self._prefix, key)
 
-    def _info(self, resource: Mapping[str, Any]) -> ObjectInfo:
-        name = resource.get("name")
-        try:
-            if not isinstance(name, str):
-                raise TypeError("object resource without a name")
-            key = name
-            if self._prefix:
-                head = self._prefix + "/"
-                if not name.startswith(head):
-                    raise ValueError(f"object name outside the prefix {self._prefix!r}")
-                key = name[len(head) :]
-            md5_b64 = resource.get("md5Hash")
-            updated = resource.get("updated")
-            generation = resource.get("generation")
-            etag = resource.get("etag")
-            return ObjectInfo(
-                key=key,
-                size=int(resource["size"]),
-                etag=str(etag).strip('"') if etag else None,
-                md5=base64.b64decode(md5_b64, validate=True).hex() if md5_b64 else None,
-                crc32c=str(resource["crc32c"]) if resource.get("crc32c") else None,
-                generation=str(generation) if generation is not None else None,
-                updated=datetime.fromisoformat(updated) if updated else None,
-            )
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise InvalidStoreDataError(
-                f"malformed object metadata: {exc}", key=str(name), store_url=self.url
-            ) from exc
-
-    def _response_info(self, key: str, response: aiohttp.ClientResponse) -> ObjectInfo:
-        """The whole object as a media download's headers describe it.
-
-        ``x-goog-hash`` covers the entire object even on a ranged (206) answer.
-        """
-        headers = response.headers
-        size_text = headers.get("Content-Range", "").rpartition("/")[2]
-        if not size_text.isdigit():
-            size_text = headers.get("Content-Length", "0")
-        hashes = dict(
-            part.strip().partition("=")[::2]
-            for part in headers.getall("x-goog-hash", [])
-            for part in part.split(",")
-        )
-        try:
-            md5 = base64.b64decode(hashes["md5"], validate=True).hex() if "md5" in hashes else None
-            size = int(size_text)
-        except (ValueError, binascii.Error) as exc:
-            raise InvalidStoreDataError(
-                f"malformed response headers: {exc}", key=key, store_url=self.url
-            ) from exc
-        etag = headers.get("etag")
-        return ObjectInfo(
-            key=key,
-            size=size,
-            etag=etag.strip('"') if etag else None,
-            md5=md5,
-            crc32c=hashes.get("crc32c"),
-            generation=headers.get("x-goog-generation"),
-        )
-
-    def _range_start(self, response: aiohttp.ClientResponse, key: str) -> int:
-        """Where the body starts in the object, from ``Content-Range: bytes a-b/n``."""
-        value = response.headers.get("Content-Range")
-        if value is None:
-            return 0
-        unit, _, rest = value.partition(" ")
-        first = rest.partition("-")[0]
-        if unit != "bytes" or not first.isdigit():
-            raise InvalidStoreDataError(
-                f"unreadable Content-Range {value[:64]!r}", key=key, store_url=self.url
-            )
-        return int(first)
-
-    def _check_generation(self, generation: str | None, if_match: str | None, key: str) -> None:
-        if if_match is not None and generation != if_match:
-            raise PreconditionFailedError(
-                f"object is at generation {generation}, not {if_match}",
-                key=key,
-                store_url=self.url,
-            )
-
-    async def _chunks(
-        self, response: aiohttp.ClientResponse, key: str, *, skip: int, limit: int | None
-    ) -> AsyncIterator[bytes]:
-        """Full ``chunk_size`` chunks of the body, each read under the idle timeout."""
-        size = self._options.chunk_size
-        remaining = limit  # bytes still to deliver, None for all
-        parts: list[bytes] = []
-        filled = 0
-        while remaining is None or remaining > 0:
-            if skip:
-                want = min(skip, size)
-            else:
-                want = size - filled if remaining is None else min(size - filled, remaining)
-            try:
-                with anyio.fail_after(self._options.read_timeout):
-                    data = await response.content.read(want)
-            except Exception as exc:
-                raise self._translate(exc, key) from exc
-            if not data:
-                break
-            if skip:
-                skip -= len(data)  # read() never returns more than asked
-                continue
-            if remaining is not None:
-                remaining -= len(data)
-            parts.append(data)
-            filled += len(data)
-            if filled == size:
-                yield parts[0] if len(parts) == 1 else b"".join(parts)
-                parts, filled = [], 0
-        if parts:
-            yield b"".join(parts)
-
     @asynccontextmanager
     async def _map_errors(
         self, key: str | None, *, bucket_level: bool = False
@@ -437,11 +312,11 @@ class GCSStore(AsyncResource):
         except aiohttp.ClientResponseError as exc:
             if exc.status == 404 and (bucket_level or not await self._bucket_found()):
                 raise BucketNotFoundError(
-                    f"bucket {self._bucket!r} does not exist", key=key, store_url=self.url
+                    f"bucket {self._bucket!r} does not exist", key=key, store_url=self._url
                 ) from exc
-            raise self._translate(exc, key) from exc
+            raise translate(exc, key, self._url) from exc
         except Exception as exc:
-            raise self._translate(exc, key) from exc
+            raise translate(exc, key, self._url) from exc
 
     async def _bucket_found(self) -> bool:
         """Whether the bucket exists; asked only after a 404, and True when unsure."""
@@ -458,61 +333,3 @@ class GCSStore(AsyncResource):
             return True
         self._bucket_exists = True
         return True
-
-    def _translate(self, exc: Exception, key: str | None) -> ModelkitError:
-        where = {"key": key, "store_url": self.url}
-        if isinstance(exc, ModelkitError):
-            return exc
-        if isinstance(exc, aiohttp.ClientResponseError):
-            # Never str(exc): it holds the request URL (resumable sessions are capabilities).
-            text = f"HTTP {exc.status}: {_google_message(exc.message)}"
-            status = exc.status
-            if status == 404:
-                return AssetNotFoundError(f"no such object ({text})", **where)
-            if status in (401, 403):
-                return StorePermissionError(f"access denied ({text})", **where)
-            if status == 412:
-                return PreconditionFailedError(f"condition not met ({text})", **where)
-            if status == 416:
-                return StoreError(f"range starts beyond the end of the object ({text})", **where)
-            if status in (408, 429) or status >= 500:
-                return StoreUnavailableError(f"transient failure ({text})", **where)
-            return StoreError(text, **where)
-        if isinstance(exc, aiohttp.ClientSSLError):
-            return StoreError(f"TLS failure: {_describe(exc)}", **where)
-        if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientError):
-            return StoreUnavailableError("the store stopped answering (timeout)", **where)
-        if isinstance(
-            exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError | OSError
-        ):
-            return StoreUnavailableError(_describe(exc), **where)
-        return StoreError(_describe(exc), **where)
-
-
-def _google_message(message: str) -> str:
-    """The reason and Google's error text out of gcloud-aio's ``"Reason: <body>"``."""
-    reason, _, body = message.partition(": ")
-    try:
-        detail = json.loads(body)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        detail = body.strip()
-    text = f"{reason}: {detail}" if detail and detail != reason else reason
-    return text[:_MAX_MESSAGE]
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _open_nameless(path: Path) -> IO[bytes]:
-    # Opened by descriptor so the file object has no name: aiohttp would otherwise send
-    # the local file name in a Content-Disposition header.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    return open(fd, "rb")
-
-
-async def _no_chunks() -> AsyncIterator[bytes]:
-    empty: tuple[bytes, ...] = ()
-    for chunk in empty:
-        yield chunk

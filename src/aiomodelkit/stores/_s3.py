@@ -1,76 +1,46 @@
 """Amazon S3 and S3-compatible servers through aiobotocore.
 
 The client opens on entry, once, on an :class:`~contextlib.AsyncExitStack`; the constructor
-does no I/O. Choices that differ from aiobotocore's defaults, and why:
+does no I/O. :class:`S3Store` holds the operations; its siblings hold the rest:
 
-* **No botocore retries** (``total_max_attempts=1``; beware, botocore's ``max_attempts``
-  counts retries, so ``max_attempts=1`` means two tries). Our fetcher retries itself,
-  with backoff, and can also resume a broken body, which botocore cannot (its retries cover
-  only the request). Two retry layers would multiply attempts and delay failing fast.
-* **Response checksums only when required.** The default validation costs CPU on every
-  full GET and fails on servers that send whole-object checksums on ranged replies; assets
-  are verified against our own SHA-256 anyway. Uploads still send botocore's CRC32.
-* **Less botocore work per request.** botocore spends about a sixth of its ~1 ms of CPU per
-  GET on work an asset fetcher does not need: rebuilding the User-Agent header twice per
-  request from a dozen components (we send a fixed ``aiomodelkit/... botocore/...`` string),
-  parsing ``Last-Modified`` with dateutil's general parser (HTTP dates and ISO 8601 have
-  fast exact parsers in the standard library) and validating parameters that this module
-  builds itself. Thousands of small objects are bound by this CPU, not by the network.
-* **Object GETs skip botocore's request pipeline** (see ``_s3_direct``): botocore routes
-  them once per bucket, we sign them, aiohttp sends them: a quarter of the CPU per GET.
-* **Path-style addressing** for IP and ``localhost`` endpoints, which have no DNS for
-  ``<bucket>.<host>``.
-* **Bodies are read in ``chunk_size`` pieces** (aiobotocore iterates 1 KiB chunks), each
-  under an idle timeout, and always closed, so no pooled connection leaks.
+* ``_s3_client``: opening the clients, and how they differ from aiobotocore's defaults (no
+  botocore retries, checksums only when required, less botocore work per request,
+  path-style addressing for IP and ``localhost`` endpoints).
+* ``_s3_direct``: object GETs skip botocore's request pipeline: botocore routes them once per
+  bucket, we sign them, aiohttp sends them: a quarter of the CPU per GET.
+* ``_s3_responses``: what GET, HEAD and list answers say, and bodies read in ``chunk_size``
+  pieces, each under an idle timeout (:meth:`S3Store.read` always closes them, so no pooled
+  connection leaks).
+* ``_s3_uploads``: one ``PutObject``, or parts (``_s3_multipart``) above the threshold.
+* ``_s3_errors``: botocore's and aiohttp's errors, translated into ours.
 """
 
 from __future__ import annotations
 
-import functools
-import gzip
-import ipaddress
-import json
-import os
-import platform
-import re
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiobotocore  # type: ignore[import-untyped]
-import aiohttp
-import anyio
-import anyio.to_thread
-import botocore  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
-from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
-from aiobotocore.session import AioSession  # type: ignore[import-untyped]
-from botocore.configprovider import ConfiguredEndpointProvider  # type: ignore[import-untyped]
-from botocore.credentials import Credentials  # type: ignore[import-untyped]
-from botocore.loaders import JSONFileLoader  # type: ignore[import-untyped]
 
-from aiomodelkit._errors import (
-    BucketNotFoundError,
-    InvalidStoreDataError,
-    PreconditionFailedError,
-    StoreError,
-    StoreUnavailableError,
-)
+from aiomodelkit._errors import BucketNotFoundError, StoreError
 from aiomodelkit._lifecycle import AsyncResource
-from aiomodelkit._version import __version__
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
-from ._s3_direct import DirectGetter, parse_timestamp, ssl_context
-from ._s3_errors import error_code, error_status, map_s3_errors
-from ._s3_multipart import MIN_PART_SIZE, upload_in_parts
+from ._s3_client import open_client
+from ._s3_errors import error_status, map_s3_errors
+from ._s3_multipart import MIN_PART_SIZE
+from ._s3_responses import body_chunks, no_chunks, range_skip, response_info, strip_etag
+from ._s3_uploads import put_object
 
 if TYPE_CHECKING:
-    import ssl
-    from collections.abc import AsyncIterator, Iterator, Mapping
-    from contextlib import AbstractContextManager
+    from collections.abc import AsyncIterator
+    from contextlib import AbstractContextManager, AsyncExitStack
     from pathlib import Path
 
     from types_aiobotocore_s3 import S3Client
+
+    from ._s3_direct import DirectGetter
 
 __all__ = ["S3Store"]
 
@@ -78,21 +48,6 @@ __all__ = ["S3Store"]
 MULTIPART_THRESHOLD = 64 * MiB
 #: Size of each uploaded part (S3's minimum is 5 MiB, except for the last part).
 MULTIPART_PART_SIZE = 16 * MiB
-#: Parts uploaded at once; memory held is about this times the part size.
-MULTIPART_CONCURRENCY = 4
-
-#: Sent as the whole User-Agent header (botocore would rebuild its own twice per request).
-USER_AGENT = (
-    f"aiomodelkit/{__version__} aiobotocore/{aiobotocore.__version__} "
-    f"botocore/{botocore.__version__} Python/{platform.python_version()}"
-)
-
-#: What botocore loads to create an S3 client (see ``S3Store.__aenter__``).
-_BOTOCORE_DATA = ("_retry", "endpoints", "partitions", "sdk-default-configuration")
-_BOTOCORE_S3_MODELS = ("service-2", "endpoint-rule-set-1")
-
-_MD5 = re.compile(r"[0-9a-f]{32}")
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class S3Store(AsyncResource):
@@ -179,95 +134,14 @@ class S3Store(AsyncResource):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def _aopen(self) -> None:
-        stack = AsyncExitStack()
-        try:
-            session, config, tls = await anyio.to_thread.run_sync(self._prepare)
-            # botocore parses its JSON models with the GIL held (~40 ms for S3 in all with
-            # PlainJSONFileLoader), which stalls the event loop even from a worker thread: one
-            # file per hop, so that the loop runs between them (the longest parse, of
-            # endpoints.json, is then ~17 ms).
-            loader = session.get_component("data_loader")
-            for name in _BOTOCORE_DATA:
-                await anyio.to_thread.run_sync(loader.load_data_with_path, name)
-            for name in _BOTOCORE_S3_MODELS:
-                await anyio.to_thread.run_sync(loader.load_service_model, "s3", name)
-            with self._map_errors(None):
-                self._client = client = await stack.enter_async_context(
-                    session.create_client(
-                        "s3",
-                        endpoint_url=self._endpoint_url,
-                        region_name=self._region_name,
-                        config=config,
-                        **{k: v for k, v in self._credentials.items() if v is not None},
-                    )
-                )
-            http = await stack.enter_async_context(
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(
-                        limit=self._options.max_connections, ssl=tls if tls is not None else True
-                    ),
-                    timeout=aiohttp.ClientTimeout(
-                        sock_connect=self._options.connect_timeout,
-                        sock_read=self._options.read_timeout,
-                    ),
-                    headers={"User-Agent": USER_AGENT},
-                    skip_auto_headers=("Accept-Encoding",),
-                    auto_decompress=False,  # the object's bytes, whatever its Content-Encoding
-                )
-            )
-            credentials: Any = None
-            if self._credentials["aws_access_key_id"] is not None:
-                credentials = Credentials(
-                    self._credentials["aws_access_key_id"],
-                    self._credentials["aws_secret_access_key"],
-                    self._credentials["aws_session_token"],
-                )
-            else:  # the chain create_client used (the session caches what it found)
-                with self._map_errors(None):
-                    credentials = await session.get_credentials()
-            self._direct = DirectGetter(client, http, credentials)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
-            raise
-        self._stack = stack
-
-    def _prepare(self) -> tuple[Any, Any, ssl.SSLContext | None]:
-        # Runs in a worker thread: botocore reads its config files and JSON models
-        # synchronously, and the event loop must not wait on disk.
-        session = AioSession()
-        session.get_component("data_loader").file_loader = PlainJSONFileLoader()
-        endpoint = (
-            self._endpoint_url
-            or ConfiguredEndpointProvider(
-                full_config=session.full_config,
-                scoped_config=session.get_scoped_config(),
-                client_name="s3",
-            ).provide()
+        self._stack, self._client, self._direct = await open_client(
+            endpoint_url=self._endpoint_url,
+            region_name=self._region_name,
+            credentials=self._credentials,
+            options=self._options,
+            store_url=self.url,
+            secrets=self._secrets,
         )
-        session.get_component("response_parser_factory").set_parser_defaults(
-            timestamp_parser=parse_timestamp
-        )
-        extra: dict[str, Any] = {}
-        if endpoint and _needs_path_style(endpoint):
-            extra["s3"] = {"addressing_style": "path"}
-        config = AioConfig(
-            max_pool_connections=self._options.max_connections,
-            connect_timeout=self._options.connect_timeout,
-            read_timeout=self._options.read_timeout,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            response_checksum_validation="when_required",
-            parameter_validation=False,  # every request is built here, typed
-            # botocore presigns S3 URLs with SigV2 unless told otherwise; AWS refuses SigV2
-            # in every region opened since 2014 and for every bucket made since mid-2020.
-            signature_version="s3v4",
-            user_agent=USER_AGENT,
-            **extra,
-        )
-        tls = None
-        if not endpoint or endpoint.startswith("https:"):
-            tls = ssl_context(session.get_config_variable("ca_bundle"))
-        return session, config, tls
 
     async def _aclose(self) -> None:
         """Close the client and its connection pool."""
@@ -286,19 +160,6 @@ class S3Store(AsyncResource):
         """Translate botocore and aiohttp errors into ours, at the boundary (see _s3_errors)."""
         return map_s3_errors(key=key, store_url=self.url, secrets=self._secrets)
 
-    @contextmanager
-    def _map_write_errors(self, key: str, conditions: dict[str, Any]) -> Iterator[None]:
-        with self._map_errors(key):
-            try:
-                yield
-            except botocore.exceptions.ClientError as exc:
-                # IfMatch on a missing key: 404 on AWS and moto, 412 on SeaweedFS.
-                if "IfMatch" in conditions and error_code(exc) == "NoSuchKey":
-                    raise PreconditionFailedError(
-                        "object is gone", key=key, store_url=self.url
-                    ) from exc
-                raise
-
     # -- reads ----------------------------------------------------------------------------
 
     async def stat(self, key: str) -> ObjectInfo:
@@ -314,7 +175,7 @@ class S3Store(AsyncResource):
                     ) from exc
                 raise
         self._bucket_seen = True
-        return self._response_info(key, head)
+        return response_info(key, head)
 
     async def _bucket_exists(self) -> bool:
         if self._bucket_seen:
@@ -372,20 +233,28 @@ class S3Store(AsyncResource):
                 # (416), where the other stores yield nothing: check the key and the offset.
                 head_info = await self._check_offset(key, offset, if_match)
         if response is None:
-            yield ObjectStream(head_info, _no_chunks())
+            yield ObjectStream(head_info, no_chunks())
             return
         body = response["Body"]
         try:
-            skip = 0
+            store_url, skip = self.url, 0
             if "Range" in params:
-                skip = self._range_skip(key, offset, response.get("ContentRange"))
+                skip = range_skip(key, offset, response.get("ContentRange"), store_url=store_url)
             elif length is None:
                 # Stop after the announced bytes instead of one more read for EOF: a small
                 # object then costs one body read (a short body still ends the loop early).
                 length = response.get("ContentLength")
-            yield ObjectStream(
-                self._response_info(key, response), self._chunks(body, key, skip, length)
+            chunks = body_chunks(
+                body,
+                key,
+                skip,
+                length,
+                chunk_size=self._options.chunk_size,
+                read_timeout=self._options.read_timeout,
+                store_url=store_url,
+                secrets=self._secrets,
             )
+            yield ObjectStream(response_info(key, response), chunks)
         finally:
             # Closing an undrained body drops its connection instead of returning it to
             # the pool half-read.
@@ -403,66 +272,7 @@ class S3Store(AsyncResource):
                 key=key,
                 store_url=self.url,
             )
-        return self._response_info(key, head)
-
-    def _response_info(self, key: str, response: Mapping[str, Any]) -> ObjectInfo:
-        """The whole object as a GET or HEAD response describes it."""
-        size = response["ContentLength"]
-        match = _CONTENT_RANGE.fullmatch(response.get("ContentRange") or "")
-        if match is not None and match[3] != "*":
-            size = int(match[3])
-        etag = _strip_etag(response.get("ETag"))
-        # SSE-KMS and SSE-C objects have ETags that are not MD5s of the content.
-        encrypted = response.get("ServerSideEncryption", "").startswith("aws:kms") or bool(
-            response.get("SSECustomerAlgorithm")
-        )
-        return ObjectInfo(
-            key=key,
-            size=size,
-            etag=etag,
-            md5=None if encrypted else _md5_of(etag),
-            updated=response.get("LastModified"),
-        )
-
-    def _range_skip(self, key: str, offset: int, content_range: str | None) -> int:
-        """Bytes to drop from the body so that it starts at ``offset``."""
-        if not content_range:
-            return offset  # the server ignored Range and sent the whole object (200)
-        match = _CONTENT_RANGE.fullmatch(content_range)
-        if match is None or int(match[1]) != offset:
-            raise InvalidStoreDataError(
-                f"the server answered range {content_range!r} for offset {offset}",
-                key=key,
-                store_url=self.url,
-            )
-        return 0
-
-    async def _chunks(
-        self, body: Any, key: str, skip: int, length: int | None
-    ) -> AsyncIterator[bytes]:
-        size = self._options.chunk_size
-        remaining = length
-        while remaining is None or remaining > 0:
-            want = size if remaining is None else min(size, remaining)
-            with self._map_errors(key):
-                try:
-                    # Both transports (aiohttp for direct GETs, aiobotocore's) enforce
-                    # read_timeout as an idle timeout per socket read: no timer of our own.
-                    chunk: bytes = await body.read(want if not skip else min(size, skip))
-                except TimeoutError as exc:  # aiohttp's ServerTimeoutError
-                    raise StoreUnavailableError(
-                        f"the body stalled for over {self._options.read_timeout} s",
-                        key=key,
-                        store_url=self.url,
-                    ) from exc
-            if not chunk:
-                return
-            if skip:
-                skip -= len(chunk)
-                continue
-            if remaining is not None:
-                remaining -= len(chunk)
-            yield chunk
+        return response_info(key, head)
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Every object under the store prefix whose key starts with ``prefix``.
@@ -489,7 +299,7 @@ class S3Store(AsyncResource):
                 yield ObjectInfo(
                     key=key,
                     size=item["Size"],
-                    etag=_strip_etag(item.get("ETag")),
+                    etag=strip_etag(item.get("ETag")),
                     updated=item.get("LastModified"),
                 )
             token = page.get("NextContinuationToken")
@@ -514,37 +324,20 @@ class S3Store(AsyncResource):
                 the object changed or is gone.
             BucketNotFoundError: no such bucket.
         """
-        client = self._require_client()
-        conditions: dict[str, Any] = {}
-        if if_absent:
-            conditions["IfNoneMatch"] = "*"
-        if if_match is not None:
-            conditions["IfMatch"] = if_match
-        # Errors reading the caller's file are theirs, not the store's: leave them unmapped.
-        size = len(data) if isinstance(data, bytes) else (await anyio.Path(data).stat()).st_size
-        if size > self._multipart_threshold:
-            etag = await upload_in_parts(
-                client,
-                bucket=self._bucket,
-                key=self._full(key),
-                data=data,
-                size=size,
-                part_size=self._part_size,
-                concurrency=MULTIPART_CONCURRENCY,
-                conditions=conditions,
-                mapped=functools.partial(self._map_write_errors, key, conditions),
-                abort_timeout=self._options.read_timeout,
-            )
-        else:
-            body = data if isinstance(data, bytes) else await anyio.Path(data).read_bytes()
-            size = len(body)
-            with self._map_write_errors(key, conditions):
-                response = await client.put_object(
-                    Bucket=self._bucket, Key=self._full(key), Body=body, **conditions
-                )
-            etag = response["ETag"]
-        stripped = _strip_etag(etag)
-        return ObjectInfo(key=key, size=size, etag=stripped, md5=_md5_of(stripped))
+        return await put_object(
+            self._require_client(),
+            bucket=self._bucket,
+            key=key,
+            full_key=self._full(key),
+            data=data,
+            if_absent=if_absent,
+            if_match=if_match,
+            multipart_threshold=self._multipart_threshold,
+            part_size=self._part_size,
+            abort_timeout=self._options.read_timeout,
+            store_url=self.url,
+            secrets=self._secrets,
+        )
 
     async def delete(self, key: str) -> None:
         client = self._require_client()
@@ -553,47 +346,3 @@ class S3Store(AsyncResource):
 
     def _full(self, key: str) -> str:
         return join_key(self._prefix, key)
-
-
-async def _no_chunks() -> AsyncIterator[bytes]:
-    return
-    yield  # pragma: no cover - makes this an (empty) async generator
-
-
-def _strip_etag(etag: str | None) -> str | None:
-    return etag.strip('"') if etag else None
-
-
-def _md5_of(etag: str | None) -> str | None:
-    """The ETag when it is a plain MD5 (single-part upload), else None (multipart ``md5-N``)."""
-    return etag if etag is not None and _MD5.fullmatch(etag) else None
-
-
-class PlainJSONFileLoader(JSONFileLoader):  # type: ignore[misc]  # botocore is untyped
-    """botocore's model file loader, parsing into plain dicts: twice as fast.
-
-    botocore parses every model with ``object_pairs_hook=OrderedDict``, which doubles the
-    parse time of the ~3 MB of JSON an S3 client needs (~75 ms of CPU with the GIL held,
-    ~40 ms without the hook). Plain dicts keep insertion order too, and botocore reads
-    models only as mappings. Same files, same order of preference (``.json``, then
-    ``.json.gz``), same result otherwise.
-    """
-
-    def load_file(self, file_path: str) -> Any:
-        for extension, opener in ((".json", open), (".json.gz", gzip.open)):
-            path = file_path + extension
-            if os.path.isfile(path):
-                with opener(path, "rb") as handle:
-                    return json.loads(handle.read())  # UTF-8, as botocore reads it
-        return None
-
-
-def _needs_path_style(endpoint: str) -> bool:
-    host = urlsplit(endpoint).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
