@@ -38,11 +38,6 @@ _MAY_BLOCK: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # QueueHandler); under pytest every record also goes to a log-file handler on /dev/null.
     ("io.TextIOWrapper.write", "/logging/__init__.py", ("emit", "flush")),
     ("io.BufferedWriter.write", "/logging/__init__.py", ("emit", "flush")),
-    # Known blocking call in src, to be moved off the loop (issue 12); delete the entry with
-    # its fix. S3Store: aiobotocore's create_client looks for the s3 endpoint ruleset's extras
-    # (absent, so never cached) on every open: os.path.isdir of ~/.aws/models and
-    # botocore/data, os.path.isfile of endpoint-rule-set-1.sdk-extras.json(.gz).
-    ("os.stat", "aiomodelkit/stores/_s3_client.py", ("open_client",)),
 )
 # The server helpers of aiomodelkit.testing are synchronous by design (their docstring says
 # so): tests call ``reset()`` or ``create_bucket()`` between awaits. Their frames are not

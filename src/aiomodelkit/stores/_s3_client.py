@@ -103,7 +103,7 @@ async def open_client(
         for name in _BOTOCORE_DATA:
             await anyio.to_thread.run_sync(loader.load_data_with_path, name)
         for name in _BOTOCORE_S3_MODELS:
-            await anyio.to_thread.run_sync(loader.load_service_model, "s3", name)
+            await anyio.to_thread.run_sync(_load_s3_model, loader, name)
         with map_s3_errors(key=None, store_url=store_url, secrets=secrets):
             client = await stack.enter_async_context(
                 session.create_client(
@@ -144,6 +144,19 @@ async def open_client(
             await stack.aclose()
         raise
     return stack, client, direct
+
+
+def _load_s3_model(loader: Any, type_name: str) -> None:
+    """Load one S3 model in every call shape ``create_client`` uses (blocking).
+
+    botocore caches ``load_service_model`` by its exact arguments, positional and keyword
+    apart, and never caches a miss: a shape not warmed here would look again, on the event
+    loop, for the absent ``*.sdk-extras.json`` files (``os.stat`` calls each time a store
+    opens). The JSON itself is parsed once, whatever the shape.
+    """
+    loader.load_service_model("s3", type_name, api_version=None)  # botocore/client.py
+    if type_name == "service-2":  # aiobotocore/session.py, get_service_data
+        loader.load_service_model("s3", type_name=type_name, api_version=None)
 
 
 def _prepare(

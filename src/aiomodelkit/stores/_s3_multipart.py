@@ -65,7 +65,11 @@ async def upload_in_parts(
     """
     part_size = max(part_size, math.ceil(size / _MAX_PARTS))
     count = max(1, math.ceil(size / part_size))
-    with mapped():
+    # Shielded: a cancellation that lands while the server creates the upload would leave
+    # an upload nobody knows the id of, so nobody aborts (it then lingers in the bucket,
+    # billed, until a lifecycle rule removes it). The cancellation is taken at the next
+    # await instead, inside the try below, which aborts the upload.
+    with anyio.CancelScope(shield=True), mapped():
         created = await client.create_multipart_upload(
             Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32"
         )
