@@ -68,14 +68,7 @@ async def _ours_fetch(job: Job) -> ClientReport:
 def _model_classes(job: Job) -> list[Any]:
     from aiomodelkit import Model
 
-    configurations = {
-        m.key: {
-            "asset": m.spec,
-            "model_dependencies": list(m.deps),
-            "model_settings": {"load_s": m.load_s},
-        }
-        for m in job.models
-    }
+    configurations = job.model_configurations()
 
     class BenchModel(Model[Any, Any]):
         CONFIGURATIONS = configurations

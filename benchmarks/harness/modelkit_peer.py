@@ -38,14 +38,7 @@ def _library(job: Job) -> ClientReport:
 
     base: Any = Model  # modelkit's classes are untyped generics
 
-    configurations = {
-        m.key: {
-            "asset": m.spec,
-            "model_dependencies": list(m.deps),
-            "model_settings": {"load_s": m.load_s},
-        }
-        for m in job.models
-    }
+    configurations = job.model_configurations()
 
     class BenchModel(base):  # type: ignore[misc]
         CONFIGURATIONS = configurations

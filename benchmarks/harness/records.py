@@ -118,6 +118,17 @@ class Job:
     profile: str | None = None
     start_at: float | None = None
 
+    def model_configurations(self) -> dict[str, dict[str, Any]]:
+        """The library workload's models as configurations, the same for every peer."""
+        return {
+            m.key: {
+                "asset": m.spec,
+                "model_dependencies": list(m.deps),
+                "model_settings": {"load_s": m.load_s},
+            }
+            for m in self.models
+        }
+
     def to_json(self) -> str:
         """The job as JSON, for the peer process."""
         return json.dumps(asdict(self))

@@ -231,6 +231,17 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _FallbackSource(settings_cls, explicit=explicit))
 
 
+#: modelkit's variables that map one to one onto a setting. MODELKIT_STORAGE_FORCE_DOWNLOAD
+#: is parsed as a real boolean: modelkit treats any non-empty value, "False" too, as true.
+_MODELKIT_NAMES = {
+    "MODELKIT_ASSETS_DIR": "assets_dir",
+    "MODELKIT_ASSETS_VERSIONING_SYSTEM": "versioning",
+    "MODELKIT_ASSETS_DIR_OVERRIDE": "assets_dir_override",
+    "MODELKIT_LAZY_LOADING": "lazy_loading",
+    "MODELKIT_STORAGE_FORCE_DOWNLOAD": "force_download",
+}
+
+
 class _FallbackSource(EnvSettingsSource):
     """Reads modelkit's ``MODELKIT_*`` names for the settings that have an equivalent, and
     the per-asset override variables (whose names depend on asset names, so they cannot be
@@ -251,17 +262,9 @@ class _FallbackSource(EnvSettingsSource):
         values: dict[str, Any] = {}
         if "asset_overrides" not in self._explicit:
             values["asset_overrides"] = read_asset_overrides(environ)
-        if env.get("MODELKIT_ASSETS_DIR"):
-            values["assets_dir"] = env["MODELKIT_ASSETS_DIR"]
-        if env.get("MODELKIT_ASSETS_VERSIONING_SYSTEM"):
-            values["versioning"] = env["MODELKIT_ASSETS_VERSIONING_SYSTEM"]
-        if env.get("MODELKIT_ASSETS_DIR_OVERRIDE"):
-            values["assets_dir_override"] = env["MODELKIT_ASSETS_DIR_OVERRIDE"]
-        if env.get("MODELKIT_LAZY_LOADING"):
-            values["lazy_loading"] = env["MODELKIT_LAZY_LOADING"]
-        if env.get("MODELKIT_STORAGE_FORCE_DOWNLOAD"):
-            # Parsed as a real boolean: modelkit treats any non-empty value, "False" too, as true.
-            values["force_download"] = env["MODELKIT_STORAGE_FORCE_DOWNLOAD"]
+        for variable, field in _MODELKIT_NAMES.items():
+            if env.get(variable):
+                values[field] = env[variable]
         provider = env.get("MODELKIT_STORAGE_PROVIDER", "").strip().lower()
         if provider:
             bucket = env.get("MODELKIT_STORAGE_BUCKET", "")
