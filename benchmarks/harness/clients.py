@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .measure import MiB
+from .measure import MiB, simulate_load
 from .records import ClientReport, Job
 
 if TYPE_CHECKING:
@@ -74,13 +74,8 @@ def _model_classes(job: Job) -> list[Any]:
         CONFIGURATIONS = configurations
 
         def _load(self) -> None:
-            # Like a real model: read the asset, then spend the declared time (I/O-like,
-            # the GIL released, as numpy or torch loading mostly does).
             assert self.asset_path is not None
-            with open(self.asset_path, "rb") as handle:
-                while handle.read(MiB):
-                    pass
-            time.sleep(self.model_settings["load_s"])
+            simulate_load(self.asset_path, self.model_settings["load_s"])
 
         def _predict(self, item: Any) -> Any:
             return item

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
-__all__ = ["MiB", "cpu_s", "peak_rss_mib", "rss_mib"]
+__all__ = ["MiB", "cpu_s", "peak_rss_mib", "rss_mib", "simulate_load"]
 
 MiB = 1024 * 1024
 
@@ -31,3 +32,13 @@ def cpu_s() -> float:
     """User + system CPU seconds of the process so far, all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def simulate_load(asset_path: str | os.PathLike[str], seconds: float) -> None:
+    """What every peer's benchmark model does in ``_load``, like a real model: read its
+    asset, then spend the declared time I/O-like, the GIL released (as numpy or torch
+    loading mostly does)."""
+    with open(asset_path, "rb") as handle:
+        while handle.read(MiB):
+            pass
+    time.sleep(seconds)

@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .measure import MiB, cpu_s, peak_rss_mib, rss_mib
+from .measure import cpu_s, peak_rss_mib, rss_mib, simulate_load
 from .records import ClientReport, Job, RunResult
 
 
@@ -44,10 +44,7 @@ def _library(job: Job) -> ClientReport:
         CONFIGURATIONS = configurations
 
         def _load(self) -> None:
-            with open(self.asset_path, "rb") as handle:
-                while handle.read(MiB):
-                    pass
-            time.sleep(self.model_settings["load_s"])
+            simulate_load(self.asset_path, self.model_settings["load_s"])
 
         def _predict(self, item: Any) -> Any:
             return item
