@@ -149,7 +149,9 @@ class ModelLibrary(AsyncContextManagerMixin):
             plans = self._plans(versioning)
             async with AsyncExitStack() as stack:
                 manager = self._manager
-                if manager is None and any(p.spec and not p.path for p in plans.values()):
+                # A manager (and a store) only if some model may have to fetch its asset.
+                fetching = any(p.spec is not None and p.path is None for p in plans.values())
+                if manager is None and fetching:
                     manager = self._manager = await stack.enter_async_context(
                         AssetsManager(settings=settings, on_event=self._on_event)
                     )
