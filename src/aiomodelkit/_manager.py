@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._cache import AssetCache
-from ._errors import ConfigError, DownloadError
+from ._errors import CacheError, ConfigError, DownloadError
 from ._events import Emitter
 from ._fetch import FetchedAsset, Fetcher
 from ._layout import AssetMeta, meta_key, parse_meta
@@ -119,7 +119,17 @@ class AssetsManager(AsyncResource):
         return self._fetcher_instance is not None
 
     async def _aopen(self) -> None:
-        await anyio.Path(self._assets_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            await anyio.Path(self._assets_dir).mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise CacheError(
+                f"the assets directory {str(self._assets_dir)!r} is a file, not a directory"
+            ) from None
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the assets directory {str(self._assets_dir)!r}: "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from None
         lock = None
         if self._lock_path is not None and await anyio.Path(self._lock_path).exists():
             lock = await anyio.to_thread.run_sync(LockFile.load, self._lock_path)
@@ -151,6 +161,19 @@ class AssetsManager(AsyncResource):
         lazy, self._lazy = self._lazy, None
         if lazy is not None:
             await lazy.aclose()  # closes the store if a request opened it
+
+    def _parse(self, spec: str | AssetSpec) -> AssetSpec:
+        """A spec whose version this store's versioning accepts (checked before any I/O).
+
+        Raises:
+            InvalidAssetSpecError: the text does not parse.
+            InvalidVersionError: the version is not one of this versioning system.
+        """
+        if not isinstance(spec, AssetSpec):
+            return AssetSpec.parse(spec, versioning=self._versioning)
+        if spec.version is not None:
+            self._versioning.validate(spec.version, spec=str(spec))
+        return spec
 
     def _require_store(self) -> Store:
         if not self._entered:
@@ -273,7 +296,7 @@ class AssetsManager(AsyncResource):
             DownloadError: ``fetch_deadline`` passed.
             StoreError: the store failed after retries (transient) or at once (permanent).
         """
-        parsed = spec if isinstance(spec, AssetSpec) else AssetSpec.parse(spec)
+        parsed = self._parse(spec)
         force = self._options.force_download if force is None else force
         async with self._deadline(str(parsed)):
             return await self._fetcher().fetch(parsed, force=force)
@@ -290,7 +313,7 @@ class AssetsManager(AsyncResource):
             ExceptionGroup: of the errors :meth:`fetch` documents, if any fetch failed
                 (the others are cancelled); use ``except*``.
         """
-        parsed = [s if isinstance(s, AssetSpec) else AssetSpec.parse(s) for s in specs]
+        parsed = [self._parse(s) for s in specs]
         force = self._options.force_download if force is None else force
         fetcher = self._fetcher()
         index: IndexCache = Memo()
@@ -321,7 +344,7 @@ class AssetsManager(AsyncResource):
         assert self._resolver is not None
         resolver = self._resolver
         index: IndexCache = Memo()
-        parsed = [s if isinstance(s, AssetSpec) else AssetSpec.parse(s) for s in specs]
+        parsed = [self._parse(s) for s in specs]
         entries: dict[str, LockedAsset] = {}
 
         async def one(spec: AssetSpec) -> None:

@@ -113,8 +113,15 @@ def plan_asset(
 
     Raises:
         ConfigError: ``asset_path`` is not a path.
-        InvalidVersionError: a VERSION variable holds an invalid version.
+        InvalidVersionError: the configured version, or a VERSION variable, is not valid for
+            ``versioning``.
     """
+    if spec is not None and spec.version is not None:
+        try:  # a configured version this store cannot have: refused before any I/O
+            versioning.validate(spec.version, spec=str(spec))
+        except ModelkitError as exc:
+            exc.add_note(f"in the configuration of model {key!r}")
+            raise
     version = _lookup(variables, variable_stem(spec.name), "VERSION") if spec else None
     origin = None
     if spec is not None and version is not None:

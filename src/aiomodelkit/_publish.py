@@ -197,8 +197,16 @@ class Publisher:
         Raises:
             AssetNotFoundError: the asset does not exist, or ``major`` has no versions.
             AssetExistsError: other publishers kept taking the next version.
+            ConfigError: both ``bump_major`` and ``major`` were given.
         """
         validate_asset_name(name)
+        if bump_major and major is not None:
+            # Versions cannot be unpublished: refuse before anything is read or written.
+            raise ConfigError(
+                f"bump_major and major={major!r} contradict each other: start a new major "
+                "version, or increment the newest version of one major, not both",
+                asset=name,
+            )
         is_dir, files = await anyio.to_thread.run_sync(scan_source, local_path)
         versions, _ = await self.read_index(name)
         known = list(versions)

@@ -136,6 +136,8 @@ class MajorMinorVersioning(VersioningSystem):
             raise ValueError("expected MAJOR or MAJOR.MINOR, integers without leading zeros")
 
     def _parts(self, version: str) -> tuple[int, int | None]:
+        if not self._PATTERN.fullmatch(version):
+            self.validate(version)  # raises InvalidVersionError, never a bare ValueError
         major, _, minor = version.partition(".")
         return int(major), (int(minor) if minor else None)
 

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from aiomodelkit._errors import ConfigError
 from aiomodelkit._events import Event, EventCallback, ObjectUploaded
 from aiomodelkit._manager import AssetsManager
 from aiomodelkit._values import MiB
@@ -126,6 +127,13 @@ def assets_update(
     dry_run: DryRunOption = False,
 ) -> None:
     """Publish PATH as the next version of the existing asset NAME."""
+    if bump_major and major is not None:
+        with user_errors():  # refused before the store is even opened
+            raise ConfigError(
+                f"--bump-major and --major {major} contradict each other: start a new major "
+                "version, or publish the next minor of one major, not both",
+                asset=name,
+            )
     _publish(
         "update",
         local_path,
