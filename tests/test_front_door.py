@@ -153,3 +153,13 @@ def test_cli_assets_dir_that_is_a_file_is_one_line(store: Path, tmp_path: Path) 
     a_file.write_text("x")
     result = runner.invoke(app, ["assets", "fetch", "models/clf:0.0", "--assets-dir", str(a_file)])
     assert "is a file, not a directory" in _one_error_line(result)
+
+
+def test_cli_list_names_an_unreadable_asset_and_lists_the_others(store: Path) -> None:
+    (store / "models" / "dated.versions").write_text('{"versions": ["2024-01-01T00-00-00Z"]}')
+    result = runner.invoke(app, ["assets", "list"])
+    line = _one_error_line(result)
+    assert line.startswith("error: cannot list the versions of models/dated:")
+    assert "major_minor" in line
+    assert "models/clf" in result.stdout
+    assert "0.0" in result.stdout

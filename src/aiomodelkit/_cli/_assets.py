@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from aiomodelkit._errors import ConfigError
+from aiomodelkit._errors import ConfigError, ModelkitError
 from aiomodelkit._events import Event, EventCallback, ObjectUploaded
 from aiomodelkit._manager import AssetsManager
 from aiomodelkit._values import MiB
@@ -148,15 +148,22 @@ def assets_update(
 
 
 def assets_list(storage: StorageOption = None) -> None:
-    """List every asset in the store with its versions."""
+    """List every asset in the store with its versions.
 
-    async def go() -> list[tuple[str, list[str]]]:
+    An asset whose index cannot be read (malformed, or of another versioning system) is
+    named in one error line each, after the others are listed; the status is then 1.
+    """
+
+    async def go() -> list[tuple[str, list[str] | ModelkitError]]:
         async with _manager(storage) as am:
             names = await am.list_assets()
-            rows: list[tuple[str, list[str]]] = [(n, []) for n in names]
+            rows: list[tuple[str, list[str] | ModelkitError]] = [(n, []) for n in names]
 
             async def versions(index: int, name: str) -> None:
-                rows[index] = (name, await am.versions(name))
+                try:
+                    rows[index] = (name, await am.versions(name))
+                except ModelkitError as exc:  # this asset only: list the others
+                    rows[index] = (name, exc)
 
             async with anyio.create_task_group() as tg:
                 for index, name in enumerate(names):
@@ -165,9 +172,21 @@ def assets_list(storage: StorageOption = None) -> None:
 
     rows = run(go)
     table = Table("asset", "versions (newest first)")
-    for name, versions in rows:
-        table.add_row(name, ", ".join(versions))
+    failed = [(name, result) for name, result in rows if isinstance(result, ModelkitError)]
+    for name, result in rows:
+        table.add_row(
+            name, "(unreadable)" if isinstance(result, ModelkitError) else ", ".join(result)
+        )
     console.print(table)
+    if failed:
+        for name, error in failed:
+            err_console.print(
+                f"[bold red]error:[/] cannot list the versions of {escape(name)}: "
+                f"{escape(str(error))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise typer.Exit(1)
 
 
 def assets_versions(
