@@ -163,3 +163,11 @@ def test_cli_list_names_an_unreadable_asset_and_lists_the_others(store: Path) ->
     assert "major_minor" in line
     assert "models/clf" in result.stdout
     assert "0.0" in result.stdout
+
+
+def test_cli_version() -> None:
+    from aiomodelkit import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"aiomodelkit {__version__}"

@@ -13,8 +13,11 @@ them imports it. To add a command, write it in its group's module and register i
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
+
+from aiomodelkit._version import __version__
 
 from . import _assets, _library, _serve
 
@@ -26,6 +29,26 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"aiomodelkit {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Publish, list and fetch model assets in modelkit-layout stores."""
+
+
 assets_app = typer.Typer(help="Manage assets in a store.", no_args_is_help=True)
 app.add_typer(assets_app, name="assets")
 
