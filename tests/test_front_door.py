@@ -1,5 +1,6 @@
-"""Issue 13, first items: bad versions, contradictory flags and a file as the assets directory
-are each one typed error (one line from the CLI), raised before anything is read or written."""
+"""Issue 13, first items: bad versions, contradictory flags, a file as the assets directory, a
+mistyped or partial lock file and an unreadable index are each one typed error (one line from
+the CLI), raised before anything is read or written."""
 
 from __future__ import annotations
 
@@ -171,3 +172,61 @@ def test_cli_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.strip() == f"aiomodelkit {__version__}"
+
+
+async def test_a_named_lock_file_must_exist(tmp_path: Path) -> None:
+    store = await _published(tmp_path)
+    settings = _settings(tmp_path, lock_file=tmp_path / "nosuch.lock")
+    with pytest.raises(ConfigError, match=r"lock file '.*nosuch\.lock' does not exist"):
+        async with AssetsManager(storage=store, settings=settings):
+            pass
+
+
+async def test_a_spec_the_lock_file_does_not_cover_is_refused_unless_allowed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await _published(tmp_path)
+    lock_path = tmp_path / "assets.lock"
+    async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
+        await am.lock(["models/clf:0"], lock_path)
+    before = store.requests
+    async with AssetsManager(
+        storage=store, settings=_settings(tmp_path, lock_file=lock_path)
+    ) as am:
+        assert (await am.fetch("models/clf:0")).source == "lock"
+        assert (await am.fetch("models/clf:0.0")).version == "0.0"  # exact: needs no lock
+        with pytest.raises(ConfigError, match=r"models/clf is not in the lock file .*assets\.lock"):
+            await am.fetch("models/clf")
+    allowed = _settings(tmp_path, lock_file=lock_path, allow_unlocked=True)
+    async with AssetsManager(storage=store, settings=allowed) as am:
+        unlocked = await am.fetch("models/clf")
+    assert (unlocked.version, unlocked.source) == ("0.0", "cache")  # resolved from the index
+    assert "models/clf is not in the lock file" in caplog.text
+    assert store.requests > before  # only the allowed one asked the store
+
+
+def test_cli_lock_file_typo_and_uncovered_spec(store: Path, tmp_path: Path) -> None:
+    missing = runner.invoke(
+        app, ["assets", "fetch", "models/clf:0", "--lock-file", str(tmp_path / "nosuch.lock")]
+    )
+    assert "nosuch.lock' does not exist" in _one_error_line(missing)
+    lock = tmp_path / "aiomodelkit.lock"
+    locked = runner.invoke(app, ["assets", "lock", "models/clf:0", "-o", str(lock)])
+    assert locked.exit_code == 0, locked.output
+    uncovered = runner.invoke(app, ["assets", "fetch", "models/clf", "--lock-file", str(lock)])
+    assert "models/clf is not in the lock file" in _one_error_line(uncovered)
+    allowed = runner.invoke(
+        app, ["assets", "fetch", "models/clf", "--lock-file", str(lock), "--allow-unlocked"]
+    )
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_cli_lock_writes_the_lock_file_the_environment_names(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = tmp_path / "from-env.lock"
+    monkeypatch.setenv("AIOMODELKIT_LOCK_FILE", str(lock))
+    locked = runner.invoke(app, ["assets", "lock", "models/clf:0", "-o", str(lock)])
+    assert locked.exit_code == 0, locked.output
+    fetched = runner.invoke(app, ["assets", "fetch", "models/clf:0"])
+    assert fetched.exit_code == 0, fetched.output

@@ -131,7 +131,7 @@ class AssetsManager(AsyncResource):
                 f"{exc.strerror or type(exc).__name__}"
             ) from None
         lock = None
-        if self._lock_path is not None and await anyio.Path(self._lock_path).exists():
+        if self._lock_path is not None:  # named, so it must exist (a typo must not unpin)
             lock = await anyio.to_thread.run_sync(LockFile.load, self._lock_path)
         # The client opens on the first request: a warm start of pinned, cached assets
         # never creates one (client creation can itself do network I/O).
@@ -151,6 +151,8 @@ class AssetsManager(AsyncResource):
             lock=lock,
             offline=options.offline,
             offline_fallback=options.offline_fallback,
+            lock_name=str(self._lock_path) if self._lock_path is not None else None,
+            allow_unlocked=options.allow_unlocked,
         )
         self._fetcher_instance = Fetcher(
             self._resolver, transfer, self._emitter, cache_locking=options.cache_locking

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio.to_thread
 
-from ._errors import AssetNotFoundError, ModelkitError, StoreUnavailableError
+from ._errors import AssetNotFoundError, ConfigError, ModelkitError, StoreUnavailableError
 from ._layout import AssetMeta, meta_key, parse_index, parse_meta, versions_key
 from ._singleflight import Memo
 from .stores._base import read_small_object
@@ -51,6 +51,9 @@ class Resolver:
         lock: a lock file to honour.
         offline: never read the store.
         offline_fallback: serve the newest matching cached version when the store is down.
+        lock_name: where the lock file came from, for messages.
+        allow_unlocked: resolve a spec the lock file does not cover (with a warning)
+            instead of refusing it.
     """
 
     def __init__(
@@ -62,6 +65,8 @@ class Resolver:
         lock: LockFile | None = None,
         offline: bool = False,
         offline_fallback: bool = True,
+        lock_name: str | None = None,
+        allow_unlocked: bool = False,
     ) -> None:
         self.cache = cache
         self.versioning = versioning
@@ -70,6 +75,8 @@ class Resolver:
         self.offline = offline or transfer is None
         self._offline_fallback = offline_fallback
         self._no_store = transfer is None
+        self._lock_name = lock_name or "the lock file"
+        self._allow_unlocked = allow_unlocked
 
     def why_offline(self) -> str:
         """Why the store is not asked, for messages."""
@@ -146,9 +153,20 @@ class Resolver:
         locked = self.locked(spec) if use_lock else None
         if locked is not None:
             return locked.version, "lock"
-        if spec.version is not None and self.versioning.is_complete(spec.version):
-            if not self.offline:
-                return spec.version, "store"
+        complete = spec.version is not None and self.versioning.is_complete(spec.version)
+        if use_lock and self.lock is not None and not complete:
+            # A spec the lock does not cover would be resolved afresh: the pinning the lock
+            # file promises would silently stop (a complete version is exact by itself).
+            if not self._allow_unlocked:
+                raise ConfigError(
+                    f"{spec} is not in the lock file {self._lock_name}: add it with "
+                    "'aiomodelkit assets lock', or allow unlocked specs (allow_unlocked, "
+                    "--allow-unlocked)",
+                    asset=name,
+                )
+            logger.warning("%s is not in the lock file %s: resolved afresh", spec, self._lock_name)
+        if complete and not self.offline:
+            return spec.version, "store"  # type: ignore[return-value]
         local = await anyio.to_thread.run_sync(self.cache.local_versions, name, self.versioning)
         if self.offline:
             try:

@@ -117,7 +117,14 @@ class Settings(BaseSettings):
         "locks hang (some network filesystems).",
     )
     lock_file: Path | None = Field(
-        default=None, description="A lock file of resolved versions to honour and update."
+        default=None,
+        description="A lock file of resolved versions to honour; it must exist, and a spec "
+        "it does not cover is refused (see allow_unlocked).",
+    )
+    allow_unlocked: bool = Field(
+        default=False,
+        description="With a lock file, resolve a spec it does not cover from the store, with a "
+        "warning, instead of refusing it.",
     )
 
     # -- the model library --
@@ -200,6 +207,7 @@ class Settings(BaseSettings):
             force_download=self.force_download,
             cache_locking=self.cache_locking,
             fetch_deadline=self.fetch_deadline,
+            allow_unlocked=self.allow_unlocked,
         )
 
     def library_options(self) -> LibraryOptions:

@@ -135,6 +135,8 @@ class FetchOptions:
         cache_locking: take a per-version file lock while downloading (saves duplicate
             work across processes; correctness never depends on it).
         fetch_deadline: an overall limit (seconds) for one fetch or fetch_many, or None.
+        allow_unlocked: with a lock file, resolve a spec it does not cover from the store
+            (with a warning) instead of refusing it.
     """
 
     offline: bool = False
@@ -142,6 +144,7 @@ class FetchOptions:
     force_download: bool = False
     cache_locking: bool = True
     fetch_deadline: float | None = None
+    allow_unlocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,8 +222,16 @@ def assets_fetch(
         bool, typer.Option("--offline", help="Use only the cache; never touch the network.")
     ] = False,
     lock_file: Annotated[
-        Path | None, typer.Option("--lock-file", help="Honour this lock file of versions.")
+        Path | None,
+        typer.Option("--lock-file", help="Honour this lock file of versions (it must exist)."),
     ] = None,
+    allow_unlocked: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unlocked",
+            help="With a lock file, resolve specs it does not cover, with a warning.",
+        ),
+    ] = False,
     assets_dir: AssetsDirOption = None,
     storage: StorageOption = None,
 ) -> None:
@@ -234,6 +242,8 @@ def assets_fetch(
     """
     with user_errors():
         settings = load_settings(storage=storage, assets_dir=assets_dir, lock_file=lock_file)
+        if allow_unlocked:
+            settings = settings.model_copy(update={"allow_unlocked": True})
     fetch_and_report(settings, specs, force=force, offline=offline, summary=_fetch_summary)
 
 
@@ -255,7 +265,10 @@ def assets_lock(
     """Resolve specs to exact versions now and write them (with checksums) to a lock file."""
 
     async def go() -> int:
-        async with _manager(storage) as am:
+        # Writing a lock file reads none: AIOMODELKIT_LOCK_FILE may name the one being made.
+        settings = load_settings(storage=storage, require_store=True)
+        settings = settings.model_copy(update={"lock_file": None})
+        async with AssetsManager(settings=settings) as am:
             lock = await am.lock(specs, output)
             return len(lock.assets)
 
