@@ -106,7 +106,7 @@ class Fetcher:
         *,
         cache_locking: bool = True,
     ) -> None:
-        self._resolver = resolver
+        self.resolver = resolver
         self._cache: AssetCache = resolver.cache
         self._transfer = transfer
         self._emit = emitter.emit
@@ -128,7 +128,7 @@ class Fetcher:
             InvalidStoreDataError: the meta is malformed or names unsafe paths.
         """
         started = time.perf_counter()
-        if not force and self._resolver.is_pinned(spec):
+        if not force and self.resolver.is_pinned(spec):
             # The warm-start path: no request, no client, and one worker-thread hop shared
             # by every fetch that starts in the same pass of the event loop.
             assert spec.version is not None
@@ -142,7 +142,7 @@ class Fetcher:
                 fetched = FetchedAsset(spec, spec.version, path, True, 0, 0, "cache")
                 _audit(fetched, checksum, time.perf_counter() - started)
                 return fetched
-        version, source = await self._resolver.resolve(spec, index)
+        version, source = await self.resolver.resolve(spec, index)
         self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
         outcome = await self._flights.run(
             (spec.name, version, force), lambda: self._fetch_version(spec, version, force)
@@ -164,12 +164,12 @@ class Fetcher:
 
     async def _fetch_version(self, spec: AssetSpec, version: str, force: bool) -> _Outcome:
         name = spec.name
-        if self._resolver.offline or self._transfer is None:
+        if self.resolver.offline or self._transfer is None:
             lookup = partial(self._cache.lookup, name, version, None)
             found = None if force else await self._hops.run(lookup)
             if found is None:
                 raise AssetNotFoundError(
-                    f"version {version} is not in the cache and {self._resolver.why_offline()}",
+                    f"version {version} is not in the cache and {self.resolver.why_offline()}",
                     asset=name,
                 )
             return self._hit(name, version, found)
@@ -214,8 +214,8 @@ class Fetcher:
         self, spec: AssetSpec, version: str, force: bool, claim: VersionClaim
     ) -> _Outcome:
         name = spec.name
-        raw, meta = await self._resolver.meta(name, version)
-        locked = self._resolver.locked(spec)
+        raw, meta = await self.resolver.meta(name, version)
+        locked = self.resolver.locked(spec)
         if locked is not None:
             locked.check(meta)
         files = await self._files(name, version, meta)

@@ -91,8 +91,7 @@ class AssetsManager(AsyncResource):
         self._identity = settings.identity  # asked only when publishing
         lock_path = lock_file if lock_file is not None else settings.lock_file
         self._lock_path = Path(lock_path) if lock_path is not None else None
-        self._fetcher_instance: Fetcher | None = None
-        self._resolver: Resolver | None = None
+        self._fetcher_instance: Fetcher | None = None  # set while the manager is open
         self._lazy: LazyStore | None = None
 
     def __repr__(self) -> str:
@@ -113,10 +112,6 @@ class AssetsManager(AsyncResource):
     def versioning(self) -> VersioningSystem:
         """The versioning system of the store."""
         return self._versioning
-
-    @property
-    def _entered(self) -> bool:
-        return self._fetcher_instance is not None
 
     async def _aopen(self) -> None:
         try:
@@ -144,7 +139,7 @@ class AssetsManager(AsyncResource):
             else None
         )
         options = self._options
-        self._resolver = Resolver(
+        resolver = Resolver(
             AssetCache(self._assets_dir),
             self._versioning,
             transfer=transfer,
@@ -155,11 +150,11 @@ class AssetsManager(AsyncResource):
             allow_unlocked=options.allow_unlocked,
         )
         self._fetcher_instance = Fetcher(
-            self._resolver, transfer, self._emitter, cache_locking=options.cache_locking
+            resolver, transfer, self._emitter, cache_locking=options.cache_locking
         )
 
     async def _aclose(self) -> None:
-        self._fetcher_instance = self._resolver = None
+        self._fetcher_instance = None
         lazy, self._lazy = self._lazy, None
         if lazy is not None:
             await lazy.aclose()  # closes the store if a request opened it
@@ -178,8 +173,7 @@ class AssetsManager(AsyncResource):
         return spec
 
     def _require_store(self) -> Store:
-        if not self._entered:
-            raise RuntimeError("use the AssetsManager inside 'async with'")
+        self._fetcher()  # raises unless open
         if self._lazy is None:
             raise ConfigError("this operation needs a store; set storage= or AIOMODELKIT_STORAGE")
         return self._lazy
@@ -193,7 +187,7 @@ class AssetsManager(AsyncResource):
         )
 
     def _fetcher(self) -> Fetcher:
-        if not self._entered or self._fetcher_instance is None:
+        if self._fetcher_instance is None:
             raise RuntimeError("use the AssetsManager inside 'async with'")
         return self._fetcher_instance
 
@@ -342,9 +336,7 @@ class AssetsManager(AsyncResource):
             AssetNotFoundError: a spec matches no version.
         """
         store = self._require_store()
-        self._fetcher()
-        assert self._resolver is not None
-        resolver = self._resolver
+        resolver = self._fetcher().resolver
         index: IndexCache = Memo()
         parsed = [self._parse(s) for s in specs]
         entries: dict[str, LockedAsset] = {}

@@ -143,13 +143,14 @@ class Resolver:
     ) -> tuple[str, Resolution]:
         """The exact version ``spec`` names, and where that answer came from.
 
+        The spec's version is one ``versioning`` accepts: the manager parses every spec
+        with it before any I/O.
+
         Raises:
             AssetNotFoundError: no version matches (the error lists those available).
-            InvalidVersionError: the spec's version is not one of this versioning system.
+            ConfigError: a lock file is in force and does not cover a partial ``spec``.
         """
         name = spec.name
-        if spec.version is not None:
-            self.versioning.validate(spec.version, spec=str(spec))
         locked = self.locked(spec) if use_lock else None
         if locked is not None:
             return locked.version, "lock"

@@ -27,7 +27,7 @@ from ._options import (
     YesOption,
     load_settings,
 )
-from ._output import console, err_console, run, user_errors
+from ._output import console, err_console, print_error, run, user_errors
 from ._progress import FetchReport, byte_progress, fetch_and_report
 
 if TYPE_CHECKING:
@@ -172,20 +172,15 @@ def assets_list(storage: StorageOption = None) -> None:
 
     rows = run(go)
     table = Table("asset", "versions (newest first)")
-    failed = [(name, result) for name, result in rows if isinstance(result, ModelkitError)]
     for name, result in rows:
         table.add_row(
             name, "(unreadable)" if isinstance(result, ModelkitError) else ", ".join(result)
         )
     console.print(table)
+    failed = [(name, error) for name, error in rows if isinstance(error, ModelkitError)]
+    for name, error in failed:
+        print_error(f"cannot list the versions of {name}: {error}")
     if failed:
-        for name, error in failed:
-            err_console.print(
-                f"[bold red]error:[/] cannot list the versions of {escape(name)}: "
-                f"{escape(str(error))}",
-                highlight=False,
-                soft_wrap=True,
-            )
         raise typer.Exit(1)
 
 

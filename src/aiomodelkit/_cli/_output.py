@@ -29,6 +29,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr, never wrapped (a URL or a path stays whole)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the :class:`ModelkitError` raised inside into one line each on stderr and exit 1.
@@ -41,9 +46,7 @@ def user_errors() -> Iterator[None]:
     except* ModelkitError as group:
         # fetch_many reports concurrent failures as a group: one line each.
         for exc in _leaves(group):
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
+            print_error(str(exc))
         raise typer.Exit(1) from None
 
 
