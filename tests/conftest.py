@@ -192,3 +192,15 @@ def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
     """The same contract, run against every store."""
     factory: StoreFactory = request.getfixturevalue(f"{request.param}_store_factory")
     return factory
+
+
+@pytest.fixture
+def unreachable_s3() -> S3Store:
+    """An S3 store on a loopback port nothing listens on: every request fails as transient."""
+    return S3Store(
+        "bucket",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        region_name="us-east-1",
+    )

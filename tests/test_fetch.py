@@ -210,7 +210,9 @@ async def test_offline_mode(tmp_path: Path) -> None:
     assert missing.value.asset == "models/clf"
 
 
-async def test_store_unreachable_falls_back_to_cache(tmp_path: Path) -> None:
+async def test_store_unreachable_falls_back_to_cache(
+    tmp_path: Path, unreachable_s3: S3Store
+) -> None:
     source = tmp_path / "m.bin"
     source.write_bytes(b"model")
     root = tmp_path / "store"
@@ -218,14 +220,7 @@ async def test_store_unreachable_falls_back_to_cache(tmp_path: Path) -> None:
     async with AssetsManager(storage=root.as_uri(), settings=_settings(tmp_path)) as am:
         await am.new(source, "models/clf")
         await am.fetch("models/clf")
-    # Nothing listens on port 9 of loopback: every request fails as transient.
-    down = S3Store(
-        "bucket",
-        endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="x",
-        aws_secret_access_key="y",
-        region_name="us-east-1",
-    )
+    down = unreachable_s3
     async with AssetsManager(storage=down, settings=_settings(tmp_path)) as am:
         fallback = await am.fetch("models/clf:0")
         with pytest.raises(StoreUnavailableError):

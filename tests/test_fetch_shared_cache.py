@@ -139,7 +139,7 @@ async def test_a_waiter_takes_a_copy_published_under_the_lock(
     assert fetched.path.read_bytes() == b"model"
 
 
-async def test_warm_start_never_opens_the_store(tmp_path: Path) -> None:
+async def test_warm_start_never_opens_the_store(tmp_path: Path, unreachable_s3: S3Store) -> None:
     """Pinned and cached: no request, and not even a client (whose creation may do I/O)."""
     source = tmp_path / "m.bin"
     source.write_bytes(b"model")
@@ -148,14 +148,7 @@ async def test_warm_start_never_opens_the_store(tmp_path: Path) -> None:
     async with AssetsManager(storage=root.as_uri(), settings=_settings(tmp_path)) as am:
         await am.new(source, "models/clf")
         await am.fetch("models/clf:0.0")
-    unreachable = S3Store(
-        "bucket",
-        endpoint_url="http://127.0.0.1:9",
-        aws_access_key_id="x",
-        aws_secret_access_key="y",
-        region_name="us-east-1",
-    )
-    async with AssetsManager(storage=unreachable, settings=_settings(tmp_path)) as am:
+    async with AssetsManager(storage=unreachable_s3, settings=_settings(tmp_path)) as am:
         fetched = await am.fetch("models/clf:0.0")
         assert am.store is not None
         assert not am.store.opened  # type: ignore[attr-defined]
