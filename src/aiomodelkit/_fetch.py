@@ -10,9 +10,10 @@ rename (:mod:`._cache`). Concurrent fetches of one version share one download.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -175,7 +176,8 @@ class Fetcher:
             return self._hit(name, version, found)
         claim = VersionClaim(self._cache, name, version, force=force, locking=self._cache_locking)
         try:
-            found = await self._claim(claim)
+            with self._cache_errors(name):  # a read-only cache refuses the lock itself
+                found = await self._claim(claim)
             if found is not None:
                 return self._hit(name, version, found)
             return await self._download(spec, version, force, claim)
@@ -223,7 +225,7 @@ class Fetcher:
         self._emit(
             DownloadStarted(asset=name, version=version, objects=len(files), total_bytes=total)
         )
-        with _cache_errors(name):
+        with self._cache_errors(name):
             staging = await anyio.to_thread.run_sync(
                 self._cache.new_staging, name, version, meta.is_directory, [f.path for f in files]
             )
@@ -252,7 +254,7 @@ class Fetcher:
                 first = first_error(group)
                 raise first from first.__cause__
             publish = partial(self._publish, name, version, staging, meta.is_directory, raw)
-            with _cache_errors(name):
+            with self._cache_errors(name):
                 published = await anyio.to_thread.run_sync(publish, force, claim)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -283,10 +285,13 @@ class Fetcher:
         claim.release()
         return published
 
+    def _cache_errors(self, asset: str) -> AbstractContextManager[None]:
+        return _cache_errors(self._cache.root, asset)
+
     async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> None:
         assert self._transfer is not None
         try:
-            with _cache_errors(name):
+            with self._cache_errors(name):
                 await self._transfer.download(key, target, entry, asset=name)
         except ModelkitError as exc:
             exc.add_context(asset=name)  # store errors know the key, not the asset
@@ -309,9 +314,15 @@ class Fetcher:
         return tuple(entries)
 
 
+_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 @contextmanager
-def _cache_errors(asset: str) -> Iterator[None]:
-    """Local disk failures (store errors are mapped already) become CacheError."""
+def _cache_errors(root: Path, asset: str) -> Iterator[None]:
+    """Local disk failures (store errors are mapped already) become one CacheError.
+
+    The message names the cache directory; the asset and the failing path are its fields.
+    """
     try:
         yield
     except OSError as exc:
@@ -319,9 +330,11 @@ def _cache_errors(asset: str) -> Iterator[None]:
             raise  # AssetNotFoundError and StorePermissionError are OSErrors too
         where = exc.filename if isinstance(exc.filename, str) else None
         reason = exc.strerror or type(exc).__name__
-        raise CacheError(
-            f"cannot write the assets cache: {reason}", asset=asset, key=where
-        ) from exc
+        message = f"cannot write to the assets cache {str(root)!r}: {reason}"
+        if exc.errno in _READ_ONLY:
+            # A pre-populated read-only cache is a supported way to run: say what it can do.
+            message += "; a read-only cache serves only the versions it already holds"
+        raise CacheError(message, asset=asset, key=where) from exc
 
 
 def _audit(fetched: FetchedAsset, checksum: str | None, duration: float) -> None:
