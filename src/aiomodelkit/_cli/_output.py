@@ -1,13 +1,19 @@
-"""Where the commands print, and how a user error prints: one line on stderr, status 1.
+"""Where the commands print, how a user error prints, and how a command is stopped.
 
 Results go to stdout (``console``, ``typer.echo``); progress, summaries and errors go to
 stderr (``err_console``), so that scripts can read stdout alone. A :class:`ModelkitError`
 is a user error: it prints ``error: <message>`` and exits with status 1, never with a
 traceback; any other exception is a bug and keeps its traceback.
+
+SIGTERM (what ``docker stop`` and Kubernetes send) stops a command exactly as Ctrl-C does:
+the command's task is cancelled, so every download removes its staging copy and every
+upload aborts, then ``error: interrupted`` and status 128 + the signal (130, 143). A second
+signal during that cleanup exits at once.
 """
 
 from __future__ import annotations
 
+import signal
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
@@ -21,7 +27,7 @@ from aiomodelkit._errors import ModelkitError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
-__all__ = ["console", "err_console", "run", "user_errors"]
+__all__ = ["console", "err_console", "print_error", "run", "user_errors"]
 
 T = TypeVar("T")
 
@@ -58,11 +64,71 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
-def run(func: Callable[[], Awaitable[T]]) -> T:
+#: The signals that stop a command: Ctrl-C, and what ``docker stop`` and Kubernetes send.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run(func: Callable[[], Awaitable[T]], *, stop_on_signals: bool = True) -> T:
     """Run ``func`` in a new event loop, its user errors printed as by :func:`user_errors`.
+
+    Args:
+        func: the command's work.
+        stop_on_signals: cancel ``func`` on SIGINT or SIGTERM, then exit with status
+            128 + the signal (``serve`` handles its signals itself, to drain requests).
 
     Returns:
         What ``func`` returns.
+
+    Raises:
+        typer.Exit: status 1 after a user error, 130 / 143 after SIGINT / SIGTERM.
     """
     with user_errors():
-        return anyio.run(func)
+        if not stop_on_signals:
+            return anyio.run(func)
+        try:
+            outcome = anyio.run(_until_signalled, func)
+        except KeyboardInterrupt:  # before the handlers were in place, or not the main thread
+            outcome = _Signalled(signal.SIGINT)
+    if isinstance(outcome, _Signalled):
+        print_error("interrupted")
+        raise typer.Exit(128 + outcome.signum)
+    return outcome
+
+
+class _Signalled:
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
+async def _until_signalled(func: Callable[[], Awaitable[T]]) -> T | _Signalled:
+    """``func``'s result, or the first stop signal that arrived (``func`` then cancelled).
+
+    The handlers are removed as soon as the first signal arrives, so a second one acts as
+    if none were installed: SIGTERM ends the process, SIGINT raises KeyboardInterrupt.
+    """
+    outcome: list[T | _Signalled] = []
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def work() -> None:
+                outcome.append(await func())
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(work)
+            try:
+                receiver = anyio.open_signal_receiver(*STOP_SIGNALS)
+                signals = receiver.__enter__()
+            except (RuntimeError, ValueError, NotImplementedError):
+                await anyio.sleep_forever()  # not the main thread: no handlers; work ends it
+            try:
+                async for signum in signals:
+                    outcome.append(_Signalled(signum))
+                    tg.cancel_scope.cancel()  # the work's cleanup runs before the group exits
+                    break
+            finally:
+                receiver.__exit__(None, None, None)
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:  # the work's own error, not wrapped in a group
+            raise group.exceptions[0] from None
+        raise
+    return outcome[0]

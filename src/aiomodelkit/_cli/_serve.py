@@ -41,7 +41,8 @@ def serve(
         settings = load_settings(storage=storage, assets_dir=assets_dir)
         # Imported here, before the event loop starts: importing user code blocks.
         library = library_for(module, required_models, settings)
-    run(lambda: serve_library(library, host=host, port=port, say=say))
+    # serve drains requests in flight on SIGINT / SIGTERM itself.
+    run(lambda: serve_library(library, host=host, port=port, say=say), stop_on_signals=False)
 
 
 def demo(
