@@ -50,7 +50,7 @@ def test_publish_list_versions_fetch(store: Path, model: Path, tmp_path: Path) -
     assert spec == "models/clf:0[sub/w.bin]"
     assert Path(path) == tmp_path / "cache" / "models" / "clf" / "0.1" / "sub" / "w.bin"
     assert Path(path).read_bytes() == b"weights"
-    assert status == "7 bytes"
+    assert status == "7 B"
     again = runner.invoke(app, ["assets", "fetch", "models/clf:0.1"])
     assert again.stdout.strip().endswith("cached")
 

@@ -106,9 +106,9 @@ def test_download_assets(store: Path, module: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [line.split("\t") for line in result.stdout.splitlines()]
     assert [(spec, status) for spec, _, status in lines] == [
-        ("test/words:0[words.txt]", "9 bytes"),
-        ("test/words:0", "9 bytes"),  # the same version (one download, shared)
-        ("test/weights", "1000 bytes"),
+        ("test/words:0[words.txt]", "9 B"),
+        ("test/words:0", "9 B"),  # the same version (one download, shared)
+        ("test/weights", "1000 B"),
     ]
     assert lines[0][1] == str(tmp_path / "cache" / "test" / "words" / "0.0" / "words.txt")
     assert "3 asset(s), 0 from cache" in result.stderr

@@ -22,9 +22,28 @@ __all__ = [
     "RetryPolicy",
     "StoreOptions",
     "TransferLimits",
+    "format_size",
 ]
 
 MiB = 1024 * 1024
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def format_size(size: float) -> str:
+    """A size in bytes for people, in binary units: the one unit style of every message.
+
+    Example:
+        >>> format_size(3), format_size(1536), format_size(24 * MiB), format_size(5 * 1024**4)
+        ('3 B', '1.5 KiB', '24.0 MiB', '5.0 TiB')
+    """
+    if abs(size) < 1024:
+        return f"{size:.0f} B"
+    for unit in _UNITS:
+        size /= 1024
+        if abs(size) < 1024 or unit == _UNITS[-1]:
+            break
+    return f"{size:.1f} {unit}"
+
 #: The key prefix modelkit uses when none is configured.
 DEFAULT_PREFIX = "modelkit-assets"
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from aiomodelkit._errors import ConfigError, ModelkitError
 from aiomodelkit._events import Event, EventCallback, ObjectUploaded
 from aiomodelkit._manager import AssetsManager
-from aiomodelkit._values import MiB
+from aiomodelkit._values import format_size
 
 from ._options import (
     AssetsDirOption,
@@ -80,7 +80,7 @@ def _publish(
                 where = am.store.url if am.store else ""
                 err_console.print(
                     f"{verb} {escape(str(local_path))} as [bold]{escape(str(plan.spec))}[/] "
-                    f"({plan.objects} object(s), {plan.size} bytes) to {escape(where)}",
+                    f"({plan.objects} object(s), {format_size(plan.size)}) to {escape(where)}",
                     highlight=False,
                 )
                 if dry_run:
@@ -243,10 +243,10 @@ def assets_fetch(
 
 
 def _fetch_summary(report: FetchReport) -> str:
-    mib = report.size / MiB
+    rate = format_size(report.size / max(report.elapsed, 1e-9))
     return (
         f"{len(report.fetched)} asset(s), {report.hits} from cache: {report.objects} object(s), "
-        f"{mib:.1f} MiB in {report.elapsed:.2f} s ({mib / max(report.elapsed, 1e-9):.1f} MiB/s)"
+        f"{format_size(report.size)} in {report.elapsed:.2f} s ({rate}/s)"
     )
 
 

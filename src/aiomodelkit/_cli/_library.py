@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from aiomodelkit._values import MiB
+from aiomodelkit._values import format_size
 
 from ._models import library_for
 from ._options import (
@@ -66,5 +66,5 @@ def download_assets(
 def _download_summary(report: FetchReport) -> str:
     return (
         f"{len(report.fetched)} asset(s), {report.hits} from cache, "
-        f"{report.size / MiB:.1f} MiB downloaded in {report.elapsed:.2f} s"
+        f"{format_size(report.size)} downloaded in {report.elapsed:.2f} s"
     )

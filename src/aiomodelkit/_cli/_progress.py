@@ -18,14 +18,17 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 from aiomodelkit._events import AssetPublished, BytesReceived, DownloadStarted, Event, EventCallback
 from aiomodelkit._manager import AssetsManager
+from aiomodelkit._values import format_size
 
 from ._output import err_console, run
 
@@ -39,13 +42,22 @@ if TYPE_CHECKING:
 __all__ = ["FetchReport", "byte_progress", "fetch_and_report", "fetch_progress"]
 
 
+class _SpeedColumn(ProgressColumn):
+    """Bytes per second in the binary units of every other size we print."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        shown = "?" if speed is None else f"{format_size(speed)}/s"
+        return Text(shown, style="progress.data.speed")
+
+
 def _progress() -> Progress:
     """Transient bars on stderr, shown only when stderr is a terminal."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        DownloadColumn(binary_units=True),
+        _SpeedColumn(),
         TimeRemainingColumn(),
         console=err_console,
         disable=not err_console.is_terminal,
@@ -155,7 +167,7 @@ def fetch_and_report(
 
     report = run(go)
     for item in report.fetched:
-        status = "cached" if item.from_cache else f"{item.size} bytes"
+        status = "cached" if item.from_cache else format_size(item.size)
         # Plain tab-separated lines: meant for scripts as much as for people.
         typer.echo(f"{item.spec}\t{item.path}\t{status}")
     err_console.print(summary(report), highlight=False)
