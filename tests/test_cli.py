@@ -55,6 +55,18 @@ def test_publish_list_versions_fetch(store: Path, model: Path, tmp_path: Path) -
     assert again.stdout.strip().endswith("cached")
 
 
+def test_messages_on_stderr_are_never_wrapped(tmp_path: Path, model: Path) -> None:
+    # Not a terminal: rich would assume 80 columns and split the store URL across lines.
+    deep = tmp_path.joinpath(*["a-long-folder-name"] * 6, "store")
+    deep.mkdir(parents=True)
+    args = ["assets", "new", str(model), "models/clf", "--storage", deep.as_uri()]
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    (line,) = dry.stderr.splitlines()
+    assert len(line) > 80
+    assert line.endswith(f" to {deep.as_uri()}")
+
+
 def test_confirmation_and_dry_run(store: Path, model: Path) -> None:
     declined = runner.invoke(app, ["assets", "new", str(model), "models/clf"], input="n\n")
     assert declined.exit_code != 0

@@ -32,12 +32,14 @@ __all__ = ["console", "err_console", "print_error", "run", "user_errors"]
 T = TypeVar("T")
 
 console = Console()
-err_console = Console(stderr=True)
+#: Messages on stderr are never wrapped: when stderr is not a terminal rich assumes 80
+#: columns, and a URL or a path split across lines can be neither read nor copied.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def print_error(message: str) -> None:
     """One ``error:`` line on stderr, never wrapped (a URL or a path stays whole)."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
 @contextmanager

@@ -35,7 +35,7 @@ def serve(
     from aiomodelkit._serve import serve as serve_library
 
     def say(message: str) -> None:
-        err_console.print(escape(message), highlight=False, soft_wrap=True)
+        err_console.print(escape(message), highlight=False)
 
     with user_errors():
         settings = load_settings(storage=storage, assets_dir=assets_dir)
