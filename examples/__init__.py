@@ -1,11 +1,22 @@
 """Recipes: serving an aiomodelkit ``ModelLibrary`` from FastAPI and from aiohttp.
 
-Run from the repository root (the models' assets live in any store; a local one here)::
+Run from the repository root. Publish the two example assets to a store (a local one, in a
+temporary directory, here), then start the FastAPI recipe, which needs the ``fastapi`` extra
+(FastAPI and uvicorn). It serves on 127.0.0.1:8000 until Ctrl-C, and ``/ready`` answers 503
+until the models are loaded; send the requests from a second terminal::
 
-    mkdir -p /tmp/example-store
-    export AIOMODELKIT_STORAGE=file:///tmp/example-store AIOMODELKIT_ASSETS_DIR=/tmp/example-cache
+    pip install -e '.[fastapi]'
+    export AIOMODELKIT_STORAGE="$(mktemp -d)" AIOMODELKIT_ASSETS_DIR="$(mktemp -d)"
     python -m examples.models                     # publishes the two example assets
-    uvicorn examples.fastapi_app:app              # or: python -m examples.aiohttp_app
+    uvicorn examples.fastapi_app:app              # on 127.0.0.1:8000
     curl -X POST localhost:8000/predict -H 'content-type: application/json' \\
          -d '{"text": "a great and pleasant day"}'
+
+Or, once that server is stopped, the aiohttp recipe, which needs no extra, on the same port::
+
+    python -m examples.aiohttp_app                # on 127.0.0.1:8000 too
+    curl -X POST localhost:8000/predict -d '{"text": "an awful, bad day"}'
+
+``tests/test_readme.py`` runs these blocks as written, in order, with a real request to each
+server; ``tests/web/`` tests both recipes in depth.
 """

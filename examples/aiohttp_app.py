@@ -1,6 +1,7 @@
 """aiohttp recipe: the server answers at once and reports 503 on ``/ready`` while the models load.
 
-Run from the repository root: ``python -m examples.aiohttp_app [--host H] [--port P]``.
+Run from the repository root: ``python -m examples.aiohttp_app [--host H] [--port P]``
+(127.0.0.1:8000 by default, as uvicorn and ``aiomodelkit serve``).
 
 A ``cleanup_ctx`` generator owns a task group for the whole life of the app: one task in it
 enters the library (fetch and load every model, concurrently) and holds it open; the
@@ -99,7 +100,7 @@ def create_app() -> web.Application:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the example models with aiohttp.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     web.run_app(create_app(), host=args.host, port=args.port, print=None)

@@ -1,6 +1,7 @@
 """FastAPI recipe: the server answers at once and reports 503 on ``/ready`` while the models load.
 
-Run from the repository root: ``uvicorn examples.fastapi_app:app`` (see ``examples/__init__.py``).
+Run from the repository root, after ``pip install -e '.[fastapi]'`` (FastAPI and uvicorn):
+``uvicorn examples.fastapi_app:app`` (see ``examples/__init__.py``).
 
 The lifespan owns a task group for the whole life of the app. One task in it enters the
 library (``async with library``: fetch and load every model, concurrently) and then holds it
@@ -51,13 +52,13 @@ async def hold_library(library: ModelLibrary) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-    library = make_library()
+    library = make_library()  # the ModelLibrary of examples/models.py
     async with anyio.create_task_group() as tg:
-        tg.start_soon(hold_library, library)
+        tg.start_soon(hold_library, library)  # async with library: ...; await sleep_forever()
         try:
-            yield {"library": library}
+            yield {"library": library}  # /ready: 503 until library.ready
         finally:
-            tg.cancel_scope.cancel()  # leaves `async with library`: every model is closed
+            tg.cancel_scope.cancel()  # leaves `async with library`: every model closes
 
 
 app = FastAPI(title="aiomodelkit example", lifespan=lifespan)
