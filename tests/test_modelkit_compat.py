@@ -119,6 +119,9 @@ async def test_reads_a_store_laid_out_by_modelkit(
         meta = await am.meta("models/tok", "0.0")
     # name:1 is the newest 1.x, compared numerically, and never 10.x (modelkit's bug).
     assert (one.version, one.path.read_text()) == ("1.10", "clf 1.10")
+    # modelkit's metas record no sizes: the bytes reported are the bytes received.
+    assert (one.size, one.objects) == (len("clf 1.10"), 1)
+    assert (new_tok.size, new_tok.objects) == (len("vocab 0.1") + len("merges 0.1"), 2)
     assert ten.version == newest.version == "10.0"
     assert old_tok.path.read_text() == "merges 0.0"
     assert (new_tok.path / "vocab.txt").read_text() == "vocab 0.1"

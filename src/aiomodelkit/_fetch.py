@@ -235,12 +235,13 @@ class Fetcher:
                 # holds the event loop for tens of milliseconds. Twice the connection
                 # budget, so that workers waiting for their disk write leave the budget busy.
                 queue = iter(files)
+                received: list[int] = []  # the sizes downloaded: metas by modelkit have none
 
                 async def worker() -> None:
                     for entry in queue:  # shared: each entry is taken by one worker
                         key = data_key(name, version, entry.path if meta.is_directory else None)
                         target = staging / entry.path if meta.is_directory else staging
-                        await self._object(key, target, entry, name)
+                        received.append(await self._object(key, target, entry, name))
 
                 assert self._transfer is not None
                 workers = min(len(files), 2 * self._transfer.limits.connections)
@@ -261,9 +262,10 @@ class Fetcher:
                 await anyio.to_thread.run_sync(self._cache.discard, staging)
             raise
         final = staging.with_name(version)  # staging sits beside its final path
+        size = sum(received)
         if published:
-            self._emit(AssetPublished(asset=name, version=version, path=final, size=total))
-        return _Outcome(total, len(files), tree_checksum(meta), final)
+            self._emit(AssetPublished(asset=name, version=version, path=final, size=size))
+        return _Outcome(size, len(files), tree_checksum(meta), final)
 
     def _publish(
         self,
@@ -288,11 +290,11 @@ class Fetcher:
     def _cache_errors(self, asset: str) -> AbstractContextManager[None]:
         return _cache_errors(self._cache.root, asset)
 
-    async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> None:
+    async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> int:
         assert self._transfer is not None
         try:
             with self._cache_errors(name):
-                await self._transfer.download(key, target, entry, asset=name)
+                return await self._transfer.download(key, target, entry, asset=name)
         except ModelkitError as exc:
             exc.add_context(asset=name)  # store errors know the key, not the asset
             raise

@@ -119,13 +119,22 @@ class FetchReport:
 
     @property
     def size(self) -> int:
-        """Bytes downloaded."""
-        return sum(item.size for item in self.fetched)
+        """Bytes downloaded (a version shared by several specs counts once)."""
+        return sum(item.size for item in self._downloads())
 
     @property
     def objects(self) -> int:
-        """Objects downloaded."""
-        return sum(item.objects for item in self.fetched)
+        """Objects downloaded (a version shared by several specs counts once)."""
+        return sum(item.objects for item in self._downloads())
+
+    def _downloads(self) -> list[FetchedAsset]:
+        # Specs that resolve to one version share its one download, and each reports it.
+        versions: dict[tuple[str, str], FetchedAsset] = {}
+        for item in self.fetched:
+            key = (item.spec.name, item.version)
+            if key not in versions or item.size > versions[key].size:
+                versions[key] = item
+        return list(versions.values())
 
     @property
     def hits(self) -> int:
