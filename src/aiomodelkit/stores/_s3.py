@@ -34,7 +34,7 @@ from ._s3_responses import body_chunks, no_chunks, range_skip, response_info, st
 from ._s3_uploads import put_object
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from contextlib import AbstractContextManager, AsyncExitStack
     from pathlib import Path
 
@@ -288,12 +288,16 @@ class S3Store(AsyncResource):
             "Prefix": full_prefix,
             "MaxKeys": self._options.list_page_size,
         }
+        last: str | None = None  # the last key listed: where a v1 listing resumes
+        list_page: Callable[..., Awaitable[Any]] = client.list_objects_v2
         while True:
             with self._map_errors(None):
-                page = await client.list_objects_v2(**params)
+                page = await list_page(**params)
             self._bucket_seen = True
+            previous = last
             for item in page.get("Contents", []):
-                key = item["Key"][strip:]
+                last = item["Key"]
+                key = last[strip:]
                 if not key or key.endswith("/"):
                     continue  # "folder" markers made by consoles are not objects
                 yield ObjectInfo(
@@ -302,10 +306,23 @@ class S3Store(AsyncResource):
                     etag=strip_etag(item.get("ETag")),
                     updated=item.get("LastModified"),
                 )
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            if not page.get("IsTruncated"):
                 return
-            params["ContinuationToken"] = token
+            if token := page.get("NextContinuationToken"):
+                params["ContinuationToken"] = token
+            elif last is not None and last != previous:
+                # "More results" without a v2 token (some servers flag them with a v1
+                # marker): go on with a v1 listing after the last key, never stop short.
+                list_page = client.list_objects
+                params.pop("ContinuationToken", None)
+                params["Marker"] = page.get("NextMarker") or last
+            else:
+                raise StoreError(
+                    "the server says the listing goes on but gives no way to continue it; "
+                    "refusing to return a partial listing",
+                    key=full_prefix,
+                    store_url=self.url,
+                )
 
     # -- writes ---------------------------------------------------------------------------
 
