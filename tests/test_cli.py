@@ -82,9 +82,9 @@ def test_confirmation_and_dry_run(store: Path, model: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["assets", "versions", "models/absent"], "no such object"),
+        (["assets", "versions", "models/absent"], "no asset named 'models/absent' in file://"),
         (["assets", "versions", "models/../x"], "'..' segment"),
-        (["assets", "fetch", "models/absent:1.0"], "asset does not exist"),
+        (["assets", "fetch", "models/absent:1.0"], "no asset named 'models/absent' in file://"),
         (["assets", "update", "/nonexistent-path", "models/x", "--yes"], "nothing to publish"),
     ],
 )

@@ -158,7 +158,7 @@ def test_serve_exits_when_a_model_fails_to_load(store: Path, module: str) -> Non
     assert result.exit_code == 1, result.output
     assert "listening on http://127.0.0.1:" in result.stderr
     assert "error:" in result.stderr
-    assert "version 9.9 does not exist" in result.stderr
+    assert "no version 9.9 of 'test/weights' in file://" in result.stderr
     assert "model='count'" in result.stderr
     assert "Traceback" not in result.output
 

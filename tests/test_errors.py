@@ -217,3 +217,75 @@ def test_docstring_tree_matches_the_classes() -> None:
             assert cls is ModelkitError
         else:
             assert getattr(_errors, parent) in cls.__bases__, (name, parent)
+
+
+# -- "not found", worded one way (issue 13) ---------------------------------------------
+
+
+_STORE = "file:///srv/store"
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (
+            AssetNotFoundError.no_asset("models/x", store_url=_STORE, key="models/x.versions"),
+            "no asset named 'models/x' in file:///srv/store",
+        ),
+        (
+            AssetNotFoundError.no_version(
+                "models/c", "3.1", store_url=_STORE, available=["1.0", "0.0"], key="k.meta"
+            ),
+            "no version 3.1 of 'models/c' in file:///srv/store; available versions: 1.0, 0.0",
+        ),
+        (
+            AssetNotFoundError.no_version(
+                "models/c", "3", store_url=_STORE, partial=True, available=["0.0"]
+            ),
+            "no version matching 3 of 'models/c' in file:///srv/store; available versions: 0.0",
+        ),
+        (
+            AssetNotFoundError.no_version("models/c", None, store_url=None, available=[]),
+            "no version of 'models/c'; available versions: none",
+        ),
+        (
+            AssetNotFoundError.no_file("models/c", "1.0", "w.bin", store_url=_STORE),
+            "no file 'w.bin' in version 1.0 of 'models/c' in file:///srv/store",
+        ),
+        (
+            AssetNotFoundError.no_object("models/c/1.0", store_url=_STORE),
+            "no object 'models/c/1.0' in file:///srv/store",
+        ),
+        (
+            AssetNotFoundError.no_object("k", store_url="gs://b/p", detail="HTTP 404: Not Found"),
+            "no object 'k' in gs://b/p (HTTP 404: Not Found)",
+        ),
+    ],
+    ids=["asset", "version", "partial-version", "no-version-at-all", "file", "object", "detail"],
+)
+def test_not_found_reads_one_way(error: AssetNotFoundError, text: str) -> None:
+    assert str(error) == text
+    assert isinstance(error, FileNotFoundError)
+    loaded = pickle.loads(pickle.dumps(error))
+    assert (type(loaded), str(loaded), vars(loaded)) == (type(error), text, vars(error))
+
+
+def test_not_found_keeps_its_context_in_attributes() -> None:
+    error = AssetNotFoundError.no_version(
+        "models/c", "3.1", store_url=_STORE, available=["0.0"], key="models/c/3.1.meta"
+    )
+    assert (error.asset, error.store_url, error.key) == ("models/c", _STORE, "models/c/3.1.meta")
+    assert error.available_versions == ("0.0",)
+    error.add_context(model="clf")  # the library names the model on the way out
+    assert str(error).endswith("in file:///srv/store (model='clf'); available versions: 0.0")
+
+
+def test_context_the_message_states_is_not_repeated() -> None:
+    assert str(InvalidAssetSpecError("asset name 'a/../b' is bad", spec="a/../b")) == (
+        "asset name 'a/../b' is bad"
+    )
+    # Named only as part of a longer word or path: still shown.
+    assert str(AssetNotFoundError("bad version", asset="a")) == "bad version (asset='a')"
+    missing = AssetNotFoundError.no_object("models/x.versions", store_url=_STORE)
+    missing.add_context(asset="models/x")
+    assert str(missing) == "no object 'models/x.versions' in file:///srv/store (asset='models/x')"

@@ -258,3 +258,15 @@ def test_any_lock_survives_save_and_load(tmp_path: Path, lock: LockFile) -> None
     assert dict(loaded.assets) == dict(lock.assets)
     for key, entry in lock.assets.items():
         assert loaded.get(AssetSpec.parse(key)) == entry
+
+
+@pytest.mark.parametrize("where", ["a-directory", "in-a-missing-directory"])
+def test_a_lock_file_that_cannot_be_written_is_one_config_error(tmp_path: Path, where: str) -> None:
+    target = tmp_path / "taken" if where == "a-directory" else tmp_path / "nodir" / "x.lock"
+    if where == "a-directory":
+        target.mkdir()
+    with pytest.raises(ConfigError, match=r"cannot write the lock file '.*': "):
+        LockFile({"models/clf:1": CLF}).save(target)
+    assert sorted(path.name for path in tmp_path.iterdir()) == (
+        ["taken"] if where == "a-directory" else []
+    )  # no temporary file left beside it

@@ -109,3 +109,20 @@ async def test_a_lock_file_named_in_settings_is_honoured(tmp_path: Path) -> None
         fetched = await am.fetch("models/clf")
     assert (fetched.version, fetched.source) == ("0.0", "lock")
     assert store.requests == before  # the lock resolved it, the cache served it
+
+
+@pytest.mark.parametrize("by", ["argument", "settings"])
+async def test_forced_downloads_and_offline_mode_contradict(tmp_path: Path, by: str) -> None:
+    store = InstrumentedStore(MemoryStore())
+    await _published(tmp_path, store)
+    forced = by == "settings"
+    settings = _settings(tmp_path, force_download=forced, offline=True)
+    before = store.requests
+    async with AssetsManager(storage=store, settings=settings) as am:
+        with pytest.raises(ConfigError, match="contradict each other"):
+            await am.fetch("models/clf:0.0", force=None if forced else True)
+        with pytest.raises(ConfigError, match="contradict each other"):
+            await am.fetch_many(["models/clf:0.0"], force=None if forced else True)
+        # Asked not to force, offline mode serves the cache (here: nothing cached).
+        assert not (await am.fetch_many([], force=False))
+    assert store.requests == before

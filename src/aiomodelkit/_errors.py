@@ -24,15 +24,27 @@ Every error the library raises on purpose derives from :class:`ModelkitError`::
     └── LoadError                      a model's asset or ``_load`` failed (the cause is chained)
 
 Errors carry their context as keyword-only attributes (``asset``, ``key``, ``store_url``,
-``available_versions``, ``model``, ``cycle``) and build their message once. Every error pickles.
+``available_versions``, ``model``, ``cycle``) and build their message once; the context the
+message does not already state follows it in parentheses. Every error pickles.
+
+Something missing is worded one way, "no <thing> in <where>", by the constructors of
+:class:`AssetNotFoundError`::
+
+    no asset named 'models/x' in file:///srv/store
+    no version 3.1 of 'models/c' in file:///srv/store; available versions: 1.0, 0.0
+    no version matching 3 of 'models/c' in file:///srv/store; available versions: 1.0, 0.0
+    no file 'w.bin' in version 1.0 of 'models/c' in file:///srv/store
+    no object 'models/c/1.0' in file:///srv/store      (a store, which knows keys, not assets)
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Self
 
 __all__ = [
     "AssetExistsError",
@@ -103,7 +115,11 @@ class ModelkitError(Exception):
         }
 
     def _render(self) -> str:
-        where = [f"{name}={value!r}" for name, value in self._shown().items() if value]
+        where = [
+            f"{name}={value!r}"
+            for name, value in self._shown().items()
+            if value and not _states(self.message, str(value))
+        ]
         return f"{self.message} ({', '.join(where)})" if where else self.message
 
     def add_context(self, **context: str) -> None:
@@ -125,6 +141,16 @@ class ModelkitError(Exception):
 
 def _rebuild(cls: type[ModelkitError], message: str, context: dict[str, Any]) -> ModelkitError:
     return cls(message, **context)
+
+
+def _states(message: str, value: str) -> bool:
+    """Whether ``message`` names ``value`` as a whole (``'a'`` is not named by ``bad``)."""
+    edge = r"[\w./:\-]"
+    return re.search(rf"(?<!{edge}){re.escape(value)}(?!{edge})", message) is not None
+
+
+def _in(store_url: str | None) -> str:
+    return f" in {store_url}" if store_url else ""
 
 
 class ConfigError(ModelkitError):
@@ -163,7 +189,10 @@ class UnknownStoreError(ConfigError):
 
 
 class AssetNotFoundError(ModelkitError, FileNotFoundError):
-    """An asset, or one of its versions, is absent from the store or the cache.
+    """An asset, one of its versions or files, or a store object is absent.
+
+    Build it with :meth:`no_asset`, :meth:`no_version`, :meth:`no_file` or :meth:`no_object`,
+    so that every "not found" reads the same way (see the module docstring).
 
     Attributes:
         available_versions: the versions that do exist, newest first, when known.
@@ -184,8 +213,63 @@ class AssetNotFoundError(ModelkitError, FileNotFoundError):
         )
         super().__init__(message, asset=asset, key=key, store_url=store_url, model=model)
 
+    @classmethod
+    def no_asset(cls, name: str, *, store_url: str | None, key: str | None = None) -> Self:
+        """The store has no asset ``name`` (no ``.versions`` index; ``key`` is its key)."""
+        return cls(
+            f"no asset named {name!r}{_in(store_url)}", asset=name, key=key, store_url=store_url
+        )
+
+    @classmethod
+    def no_version(
+        cls,
+        name: str,
+        version: str | None,
+        *,
+        store_url: str | None,
+        partial: bool = False,
+        available: Sequence[str] | None = None,
+        key: str | None = None,
+    ) -> Self:
+        """Asset ``name`` has no ``version`` (None: no version at all; ``partial``: none
+        matches it), listing the ``available`` versions when they are known."""
+        if version is None:
+            what = "no version"
+        else:
+            what = f"no version matching {version}" if partial else f"no version {version}"
+        return cls(
+            f"{what}{f' of {name!r}' if name else ''}{_in(store_url)}",
+            asset=name,
+            key=key,
+            store_url=store_url,
+            available_versions=available,
+        )
+
+    @classmethod
+    def no_file(
+        cls, name: str, version: str, sub_part: str, *, store_url: str | None = None
+    ) -> Self:
+        """Version ``version`` of asset ``name`` has no file ``sub_part``."""
+        return cls(
+            f"no file {sub_part!r} in version {version} of {name!r}{_in(store_url)}",
+            asset=name,
+            store_url=store_url,
+        )
+
+    @classmethod
+    def no_object(cls, key: str, *, store_url: str | None, detail: str = "") -> Self:
+        """A store has no object ``key`` (``detail``: what the server said, if anything)."""
+        text = f"no object {key!r}{_in(store_url)}"
+        return cls(f"{text} ({detail})" if detail else text, key=key, store_url=store_url)
+
     def _context(self) -> dict[str, Any]:
         return {**super()._context(), "available_versions": self.available_versions}
+
+    def _shown(self) -> dict[str, Any]:
+        # A message that names the asset says what is missing: its store key adds nothing.
+        if self.asset and _states(self.message, repr(self.asset)):
+            return {**super()._shown(), "key": None}
+        return super()._shown()
 
     def _render(self) -> str:
         text = super()._render()

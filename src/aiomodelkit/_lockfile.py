@@ -18,6 +18,7 @@ lock, since versions are immutable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -116,10 +117,22 @@ class LockFile:
         return json.dumps({"aiomodelkit_lock": _FORMAT, "assets": assets}, indent=2).encode()
 
     def save(self, path: Path) -> None:
-        """Write atomically (blocking)."""
+        """Write atomically (blocking); a failed write leaves nothing behind.
+
+        Raises:
+            ConfigError: the file cannot be written there (no such directory, a directory
+                in its place, no permission, a read-only filesystem).
+        """
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_bytes(self.dump() + b"\n")
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(self.dump() + b"\n")
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise ConfigError(
+                f"cannot write the lock file {str(path)!r}: {exc.strerror or exc}"
+            ) from None
 
 
 def _entry(key: str, value: Mapping[str, Any]) -> LockedAsset:

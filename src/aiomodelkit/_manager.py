@@ -13,7 +13,6 @@ from ._cache import AssetCache
 from ._errors import CacheError, ConfigError, DownloadError
 from ._events import Emitter
 from ._fetch import FetchedAsset, Fetcher
-from ._layout import AssetMeta, meta_key, parse_meta
 from ._lifecycle import AsyncResource
 from ._lockfile import LockedAsset, LockFile, lock_key
 from ._publish import Publisher, PublishResult
@@ -23,7 +22,7 @@ from ._singleflight import Memo
 from ._spec import AssetSpec, validate_asset_name
 from ._transfer import Transfer
 from ._versioning import VersioningSystem, get_versioning
-from .stores._base import Store, read_small_object
+from .stores._base import Store
 from .stores._lazy import LazyStore
 from .stores._registry import open_store
 
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from ._events import EventCallback
+    from ._layout import AssetMeta
 
 __all__ = ["AssetsManager"]
 
@@ -172,6 +172,21 @@ class AssetsManager(AsyncResource):
             self._versioning.validate(spec.version, spec=str(spec))
         return spec
 
+    def _force(self, force: bool | None) -> bool:
+        """Whether to download again (``force``, else the settings), checked against offline.
+
+        Raises:
+            ConfigError: forced downloads with offline mode on (they contradict each other).
+        """
+        force = self._options.force_download if force is None else force
+        if force and self._options.offline:
+            raise ConfigError(
+                "force (--force, AIOMODELKIT_FORCE_DOWNLOAD) and offline mode (--offline, "
+                "AIOMODELKIT_OFFLINE) contradict each other: force downloads again, offline "
+                "never downloads"
+            )
+        return force
+
     def _require_store(self) -> Store:
         self._fetcher()  # raises unless open
         if self._lazy is None:
@@ -243,12 +258,13 @@ class AssetsManager(AsyncResource):
         """The parsed ``.meta`` of one version (push date, pusher, files).
 
         Raises:
-            AssetNotFoundError: the version does not exist.
+            AssetNotFoundError: the asset or the version does not exist.
         """
         validate_asset_name(name)
         self._versioning.validate(version, asset=name)
-        raw = await read_small_object(self._require_store(), meta_key(name, version))
-        return parse_meta(raw, name=name, version=version)
+        self._require_store()
+        _, meta = await self._fetcher().resolver.meta(name, version)
+        return meta
 
     async def list_assets(self) -> list[str]:
         """Every asset name in the store (one listing of the whole prefix)."""
@@ -291,9 +307,10 @@ class AssetsManager(AsyncResource):
             IntegrityError: downloaded bytes did not match; nothing was published.
             DownloadError: ``fetch_deadline`` passed.
             StoreError: the store failed after retries (transient) or at once (permanent).
+            ConfigError: ``force`` with offline mode on.
         """
         parsed = self._parse(spec)
-        force = self._options.force_download if force is None else force
+        force = self._force(force)
         async with self._deadline(str(parsed)):
             return await self._fetcher().fetch(parsed, force=force)
 
@@ -310,7 +327,7 @@ class AssetsManager(AsyncResource):
                 (the others are cancelled); use ``except*``.
         """
         parsed = [self._parse(s) for s in specs]
-        force = self._options.force_download if force is None else force
+        force = self._force(force)
         fetcher = self._fetcher()
         index: IndexCache = Memo()
         results: list[FetchedAsset | None] = [None] * len(parsed)
@@ -335,7 +352,7 @@ class AssetsManager(AsyncResource):
         Raises:
             AssetNotFoundError: a spec matches no version.
         """
-        store = self._require_store()
+        self._require_store()
         resolver = self._fetcher().resolver
         index: IndexCache = Memo()
         parsed = [self._parse(s) for s in specs]
@@ -343,8 +360,7 @@ class AssetsManager(AsyncResource):
 
         async def one(spec: AssetSpec) -> None:
             version, _ = await resolver.resolve(spec, index, use_lock=False)
-            raw = await read_small_object(store, meta_key(spec.name, version))
-            meta = parse_meta(raw, name=spec.name, version=version)
+            _, meta = await resolver.meta(spec.name, version)
             entries[lock_key(spec)] = LockedAsset(spec.name, version, meta.files)
 
         async with anyio.create_task_group() as tg:

@@ -99,15 +99,30 @@ def scan_source(local_path: Path) -> tuple[bool, list[SourceFile]]:
     files are skipped, as empty directories are (the layout cannot represent them).
 
     Raises:
-        ConfigError: the path does not exist, or holds no file.
+        ConfigError: the path does not exist, holds no file, or a file or directory in it
+            cannot be read (never skipped: the version would silently lack it).
         InvalidAssetSpecError: a file name cannot be a key (backslash, control character).
     """
+    try:
+        return _scan(local_path)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if exc.filename and str(exc.filename) != str(local_path):
+            reason = f"cannot read {str(exc.filename)!r}: {reason}"
+        raise ConfigError(f"cannot publish {str(local_path)!r}: {reason}") from None
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _scan(local_path: Path) -> tuple[bool, list[SourceFile]]:
     if local_path.is_file():
         return False, [_source_file("", local_path)]
     if not local_path.is_dir():
         raise ConfigError(f"nothing to publish at {str(local_path)!r}: no such file or directory")
     files: list[SourceFile] = []
-    for directory, _dirnames, filenames in os.walk(local_path):
+    for directory, _dirnames, filenames in os.walk(local_path, onerror=_raise):
         for filename in filenames:
             path = Path(directory, filename)
             if not stat.S_ISREG(path.stat().st_mode):
@@ -151,8 +166,11 @@ class Publisher:
             AssetNotFoundError: the asset has no index.
         """
         key = versions_key(name)
-        info = await self._store.stat(key)
-        raw = await read_small_object(self._store, key)
+        try:
+            info = await self._store.stat(key)
+            raw = await read_small_object(self._store, key)
+        except AssetNotFoundError:
+            raise AssetNotFoundError.no_asset(name, store_url=self._store.url, key=key) from None
         # The token is read before the content: a change in between makes our later
         # conditional write fail and retry, never succeed on stale data.
         return parse_index(raw, name=name, versioning=self._versioning), info.version_token
@@ -211,7 +229,7 @@ class Publisher:
         versions, _ = await self.read_index(name)
         known = list(versions)
         for _attempt in range(MAX_VERSION_ATTEMPTS):
-            version = self._versioning.next_version(known, bump_major=bump_major, major=major)
+            version = self._next_version(name, known, bump_major=bump_major, major=major)
             if await self._version_taken(name, version):
                 known.append(version)
                 continue
@@ -224,6 +242,20 @@ class Publisher:
             asset=name,
             store_url=self._store.url,
         )
+
+    def _next_version(
+        self, name: str, known: list[str], *, bump_major: bool, major: str | None
+    ) -> str:
+        try:
+            return self._versioning.next_version(known, bump_major=bump_major, major=major)
+        except AssetNotFoundError as exc:  # no version of that major
+            raise AssetNotFoundError.no_version(
+                name,
+                major,
+                store_url=self._store.url,
+                partial=True,
+                available=exc.available_versions,
+            ) from None
 
     async def _version_taken(self, name: str, version: str) -> bool:
         for key in (meta_key(name, version), data_key(name, version)):

@@ -107,8 +107,16 @@ class Resolver:
             raise
 
     async def index(self, name: str) -> list[str]:
-        """The versions the store's index lists, newest first."""
-        raw = await self.read(name, versions_key(name))
+        """The versions the store's index lists, newest first.
+
+        Raises:
+            AssetNotFoundError: the store has no asset ``name``.
+        """
+        key = versions_key(name)
+        try:
+            raw = await self.read(name, key)
+        except AssetNotFoundError as exc:
+            raise AssetNotFoundError.no_asset(name, store_url=exc.store_url, key=key) from None
         return parse_index(raw, name=name, versioning=self.versioning)
 
     async def meta(self, name: str, version: str) -> tuple[bytes, AssetMeta]:
@@ -122,19 +130,14 @@ class Resolver:
             raw = await self.read(name, meta_key(name, version))
         except AssetNotFoundError as exc:
             available = None
-            message = f"version {version} does not exist"
             try:
                 available = await self.index(name)
-            except AssetNotFoundError:
-                message = "asset does not exist (it has no .versions index)"
+            except AssetNotFoundError as missing:
+                raise missing from None  # no such asset at all
             except ModelkitError:
                 pass  # the index is only read to make the error helpful
-            raise AssetNotFoundError(
-                message,
-                asset=name,
-                key=exc.key,
-                store_url=exc.store_url,
-                available_versions=available,
+            raise AssetNotFoundError.no_version(
+                name, version, store_url=exc.store_url, available=available, key=exc.key
             ) from None
         return raw, parse_meta(raw, name=name, version=version)
 
@@ -188,4 +191,14 @@ class Resolver:
                 raise
             logger.warning("store unreachable: %s resolved to cached version %s", spec, matching[0])
             return matching[0], "fallback"
-        return self.versioning.resolve(remote, spec.version, asset=name), "store"
+        try:
+            return self.versioning.resolve(remote, spec.version, asset=name), "store"
+        except AssetNotFoundError as exc:
+            store_url = self.transfer.store.url if self.transfer is not None else None
+            raise AssetNotFoundError.no_version(
+                name,
+                spec.version,
+                store_url=store_url,
+                partial=not (spec.version and self.versioning.is_complete(spec.version)),
+                available=exc.available_versions,
+            ) from None

@@ -44,6 +44,7 @@ logger = logging.getLogger("aiomodelkit")
 
 #: Seconds requests in flight get to finish at shutdown.
 SHUTDOWN_TIMEOUT = 10.0
+_MAX_PORT = 65535
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,8 @@ async def serve(
         ConfigError: the configuration is invalid, or the address cannot be bound.
         LoadError: a model failed to load (in an ExceptionGroup); the server stops first.
     """
+    if not 0 <= port <= _MAX_PORT:
+        raise ConfigError(f"cannot listen on {host}:{port}: a port is 0 to {_MAX_PORT}")
     app = make_app(library)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()

@@ -109,15 +109,17 @@ class VersioningSystem(abc.ABC):
         if requested is None:
             if ordered:
                 return ordered[0]
-            raise AssetNotFoundError(
-                "asset has no versions", asset=asset, available_versions=ordered
-            )
+            raise AssetNotFoundError.no_version(asset, None, store_url=None, available=ordered)
         self.validate(requested, asset=asset)
         for version in ordered:
             if self.matches(requested, version):
                 return version
-        raise AssetNotFoundError(
-            f"no version matches {requested!r}", asset=asset, available_versions=ordered
+        raise AssetNotFoundError.no_version(
+            asset,
+            requested,
+            store_url=None,
+            partial=not self.is_complete(requested),
+            available=ordered,
         )
 
 

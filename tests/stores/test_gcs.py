@@ -360,6 +360,6 @@ async def test_argument_checks(gcs_store_factory: StoreFactory) -> None:
 
 async def test_unreadable_credentials_fail_on_entry(tmp_path: Path) -> None:
     store = GCSStore("bucket", service_file=str(tmp_path / "missing.json"))
-    with pytest.raises(StoreError, match="could not set up the GCS client"):
+    with pytest.raises(StorePermissionError, match=r"credentials file '.*missing\.json' does not"):
         await store.__aenter__()
     await store.aclose()

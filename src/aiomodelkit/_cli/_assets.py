@@ -239,7 +239,14 @@ def assets_fetch(
         settings = load_settings(storage=storage, assets_dir=assets_dir, lock_file=lock_file)
         if allow_unlocked:
             settings = settings.model_copy(update={"allow_unlocked": True})
-    fetch_and_report(settings, specs, force=force, offline=offline, summary=_fetch_summary)
+    # A flag left out defers to the settings (AIOMODELKIT_FORCE_DOWNLOAD, AIOMODELKIT_OFFLINE).
+    fetch_and_report(
+        settings,
+        specs,
+        force=force or settings.force_download,
+        offline=offline or None,
+        summary=_fetch_summary,
+    )
 
 
 def _fetch_summary(report: FetchReport) -> str:

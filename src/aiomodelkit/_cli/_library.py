@@ -60,7 +60,10 @@ def download_assets(
         assets = library_for(module, required_models, settings).list_assets()
         # Each spec once, even if several models share it.
         specs = list(dict.fromkeys(assets.values()))
-    fetch_and_report(settings, specs, force=force, summary=_download_summary)
+    # --force left out defers to the settings (AIOMODELKIT_FORCE_DOWNLOAD).
+    fetch_and_report(
+        settings, specs, force=force or settings.force_download, summary=_download_summary
+    )
 
 
 def _download_summary(report: FetchReport) -> str:

@@ -47,8 +47,16 @@ def import_models(target: str) -> ModuleType:
 
 
 def _import_file(path: Path) -> ModuleType:
+    if path.is_dir():
+        raise ConfigError(f"cannot import models from {str(path)!r}: a directory, not a .py file")
     if not path.is_file():
         raise ConfigError(f"cannot import models from {str(path)!r}: no such file")
+    try:
+        with path.open("rb"):  # unreadable is the user's mistake; errors inside are bugs
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot import models from {str(path)!r}: {reason}") from None
     name = path.stem
     existing = sys.modules.get(name)
     if existing is not None:
@@ -60,7 +68,7 @@ def _import_file(path: Path) -> ModuleType:
         )
     spec = importlib.util.spec_from_file_location(name, path.resolve())
     if spec is None or spec.loader is None:
-        raise ConfigError(f"cannot import models from {str(path)!r}")
+        raise ConfigError(f"cannot import models from {str(path)!r}: not a .py file")
     # The file's own directory comes first, so that it can import its sibling modules.
     sys.path.insert(0, str(path.resolve().parent))
     module = importlib.util.module_from_spec(spec)

@@ -8,7 +8,7 @@ every call gets a fresh one.
 
 :class:`GCSStore` holds the operations; ``_gcs_responses`` reads what GCS answers (object
 resources, download headers, bodies), ``_gcs_uploads`` sends uploads and ``_gcs_errors``
-translates errors into ours.
+translates errors into ours; ``_gcs_auth`` refuses at once a client with no credentials.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import aiohttp
 import anyio
 from gcloud.aio.storage import Storage
+from gcloud.aio.storage.storage import init_api_root
 
 from aiomodelkit._errors import (
     AssetNotFoundError,
@@ -27,10 +28,12 @@ from aiomodelkit._errors import (
     InvalidStoreDataError,
     ModelkitError,
     StoreError,
+    StorePermissionError,
 )
 from aiomodelkit._lifecycle import AsyncResource
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
+from ._gcs_auth import check_credentials
 from ._gcs_errors import describe, translate
 from ._gcs_responses import (
     body_chunks,
@@ -63,6 +66,9 @@ class GCSStore(AsyncResource):
             no credentials. When ``None``, gcloud-aio uses ``STORAGE_EMULATOR_HOST`` if set,
             else Google's API with application default credentials.
         service_file: a service-account or ADC JSON file, instead of the default lookup.
+
+    With no credentials anywhere (no file, no metadata server), its first operation raises
+    :class:`~aiomodelkit.StorePermissionError` at once, saying how to provide them.
     """
 
     def __init__(
@@ -117,17 +123,30 @@ class GCSStore(AsyncResource):
             read_bufsize=max(64 * 1024, min(opts.chunk_size, _MAX_READ_BUFSIZE)),
         )
         try:
+            # An emulator (api_root, else STORAGE_EMULATOR_HOST) needs no credentials.
+            is_emulator, api_root = init_api_root(self._api_root)
             # Storage() builds a Token, which reads credential files: keep that off the loop.
             make = partial(
                 Storage,
                 session=cast("Any", self._session),  # annotated as requests.Session
-                api_root=self._api_root,
+                api_root=api_root,
+                api_is_dev=is_emulator,
                 service_file=self._service_file,
             )
             self._storage = await anyio.to_thread.run_sync(make)
+            if not is_emulator:
+                await check_credentials(self._storage, store_url=self._url)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self._aclose()
+            if isinstance(exc, ModelkitError):
+                raise
+            if isinstance(exc, FileNotFoundError) and exc.filename:
+                raise StorePermissionError(
+                    f"the Google credentials file {str(exc.filename)!r} does not exist "
+                    "(GOOGLE_APPLICATION_CREDENTIALS or service_file)",
+                    store_url=self._url,
+                ) from exc
             if isinstance(exc, Exception):
                 raise StoreError(
                     f"could not set up the GCS client: {describe(exc)}", store_url=self._url

@@ -45,7 +45,9 @@ def translate(exc: Exception, key: str | None, store_url: str) -> ModelkitError:
         text = f"HTTP {exc.status}: {_google_message(exc.message)}"
         status = exc.status
         if status == 404:
-            return AssetNotFoundError(f"no such object ({text})", **where)
+            if key is None:
+                return AssetNotFoundError(f"not found ({text})", **where)
+            return AssetNotFoundError.no_object(key, store_url=store_url, detail=text)
         if status in (401, 403):
             return StorePermissionError(f"access denied ({text})", **where)
         if status == 412:

@@ -106,18 +106,17 @@ class LocalStore(AsyncResource):
         try:
             yield
         except (FileNotFoundError, NotADirectoryError) as exc:
-            if not await anyio.to_thread.run_sync(self._root.is_dir):
-                raise BucketNotFoundError(
-                    "the local store's root directory does not exist", store_url=self.url
-                ) from exc
-            raise AssetNotFoundError("no such object", key=key, store_url=self.url) from exc
+            problem = await anyio.to_thread.run_sync(self._root_problem)
+            if problem is not None:
+                raise BucketNotFoundError(problem, store_url=self.url) from exc
+            raise AssetNotFoundError.no_object(key or "", store_url=self.url) from exc
         except PermissionError as exc:
             raise StorePermissionError(
                 f"permission denied: {exc.strerror}", key=key, store_url=self.url
             ) from exc
         except IsADirectoryError as exc:
-            raise AssetNotFoundError(
-                "no such object (the key is a directory)", key=key, store_url=self.url
+            raise AssetNotFoundError.no_object(
+                key or "", store_url=self.url, detail="the key is a directory"
             ) from exc
         except OSError as exc:
             raise StoreError(
@@ -125,6 +124,14 @@ class LocalStore(AsyncResource):
                 key=key,
                 store_url=self.url,
             ) from exc
+
+    def _root_problem(self) -> str | None:
+        """What is wrong with the root directory, if anything (blocking)."""
+        if self._root.is_dir():
+            return None
+        if self._root.exists():
+            return "the local store's root is not a directory"
+        return "the local store's root directory does not exist"
 
     def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
         return ObjectInfo(

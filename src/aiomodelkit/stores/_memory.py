@@ -64,7 +64,7 @@ class MemoryStore(AsyncResource):
         try:
             return self._objects[key]
         except KeyError:
-            raise AssetNotFoundError("no such object", key=key, store_url=self.url) from None
+            raise AssetNotFoundError.no_object(key, store_url=self.url) from None
 
     async def stat(self, key: str) -> ObjectInfo:
         await anyio.lowlevel.checkpoint()

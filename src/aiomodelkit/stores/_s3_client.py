@@ -44,10 +44,11 @@ from botocore.configprovider import ConfiguredEndpointProvider  # type: ignore[i
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
 from botocore.loaders import JSONFileLoader  # type: ignore[import-untyped]
 
+from aiomodelkit._errors import ConfigError
 from aiomodelkit._version import __version__
 
 from ._s3_direct import DirectGetter, parse_timestamp, ssl_context
-from ._s3_errors import map_s3_errors
+from ._s3_errors import describe, map_s3_errors
 
 if TYPE_CHECKING:
     import ssl
@@ -105,15 +106,22 @@ async def open_client(
         for name in _BOTOCORE_S3_MODELS:
             await anyio.to_thread.run_sync(_load_s3_model, loader, name)
         with map_s3_errors(key=None, store_url=store_url, secrets=secrets):
-            client = await stack.enter_async_context(
-                session.create_client(
-                    "s3",
-                    endpoint_url=endpoint_url,
-                    region_name=region_name,
-                    config=config,
-                    **{k: v for k, v in credentials.items() if v is not None},
+            try:
+                client = await stack.enter_async_context(
+                    session.create_client(
+                        "s3",
+                        endpoint_url=endpoint_url,
+                        region_name=region_name,
+                        config=config,
+                        **{k: v for k, v in credentials.items() if v is not None},
+                    )
                 )
-            )
+            except ValueError as exc:  # botocore: "Invalid endpoint: ..."
+                raise ConfigError(
+                    "invalid S3 endpoint URL (endpoint_url, AWS_ENDPOINT_URL or the AWS "
+                    f"config files): {describe(exc, secrets)}",
+                    store_url=store_url,
+                ) from None
         http = await stack.enter_async_context(
             aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(

@@ -76,6 +76,9 @@ def map_s3_errors(
         raise  # ours already (AssetNotFoundError and StorePermissionError are OSErrors too)
     except botocore.exceptions.ClientError as exc:
         kind = _classify(exc)
+        if kind is AssetNotFoundError and key is not None:
+            detail = describe(exc, secrets)
+            raise AssetNotFoundError.no_object(key, store_url=store_url, detail=detail) from exc
         raise kind(describe(exc, secrets), key=key, store_url=store_url) from exc
     except botocore.exceptions.SSLError as exc:
         # A certificate problem does not go away by retrying.
