@@ -113,14 +113,6 @@ def test_storage_option_beats_environment(store: Path, model: Path, tmp_path: Pa
     assert not (store / "m.versions").exists()
 
 
-def test_demo() -> None:
-    result = runner.invoke(app, ["demo", "--size-mib", "5"])
-    assert result.exit_code == 0, result.output
-    assert "published demo/classifier:0.0" in result.stdout
-    assert "cold fetch" in result.stdout
-    assert "from cache=True" in result.stdout
-
-
 def test_fetch_many_lock_and_offline(store: Path, model: Path, tmp_path: Path) -> None:
     assert runner.invoke(app, ["assets", "new", str(model), "a", "--yes"]).exit_code == 0
     assert runner.invoke(app, ["assets", "new", str(model), "b", "--yes"]).exit_code == 0
@@ -138,3 +130,24 @@ def test_fetch_many_lock_and_offline(store: Path, model: Path, tmp_path: Path) -
     assert offline.exit_code == 1
     assert "c:1.0 is not in the cache and offline mode is on" in offline.output
     assert "Traceback" not in offline.output
+
+
+def test_a_spec_given_twice_fails_with_one_line(store: Path) -> None:
+    result = runner.invoke(app, ["assets", "fetch", "models/nosuch", "models/nosuch"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: no asset named 'models/nosuch' in {store.as_uri()}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["assets"], ["assets", "fetch"], ["assets", "update"], ["download-assets"], ["demo"]],
+    ids=" ".join,
+)
+def test_help_shows_no_type_after_a_flag(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "╭" not in result.output  # plain help: nothing framed to wrap at 80 columns
+    assert max(len(line) for line in result.output.splitlines()) <= 80

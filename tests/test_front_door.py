@@ -219,6 +219,9 @@ def test_cli_lock_file_typo_and_uncovered_spec(store: Path, tmp_path: Path) -> N
         app, ["assets", "fetch", "models/clf", "--lock-file", str(lock), "--allow-unlocked"]
     )
     assert allowed.exit_code == 0, allowed.output
+    # The library's warning reaches the user as one labelled line, not a bare message.
+    (warning,) = [line for line in allowed.stderr.splitlines() if "lock file" in line]
+    assert warning == f"warning: models/clf is not in the lock file {lock}: resolved afresh"
 
 
 def test_cli_lock_writes_the_lock_file_the_environment_names(

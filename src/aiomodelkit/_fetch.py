@@ -143,18 +143,18 @@ class Fetcher:
                 fetched = FetchedAsset(spec, spec.version, path, True, 0, 0, "cache")
                 _audit(fetched, checksum, time.perf_counter() - started)
                 return fetched
-        version, source = await self.resolver.resolve(spec, index)
+        version, source = await self.resolver.resolve(spec, index, fallback=not force)
         self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
+        # A file the version does not hold is refused before anything is downloaded.
+        known = await self._check_sub_part(spec, version, force)
         outcome = await self._flights.run(
-            (spec.name, version, force), lambda: self._fetch_version(spec, version, force)
+            (spec.name, version, force), lambda: self._fetch_version(spec, version, force, known)
         )
         path = outcome.path
         if spec.sub_part is not None:
             path = path.joinpath(*spec.sub_part.split("/"))
             if not await anyio.Path(path).exists():
-                raise AssetNotFoundError(
-                    f"sub-part {spec.sub_part!r} is not in version {version}", asset=str(spec)
-                )
+                raise self._no_file(spec, version)
         if outcome.objects == 0 and source == "store":
             source = "cache"
         fetched = FetchedAsset(
@@ -163,24 +163,55 @@ class Fetcher:
         _audit(fetched, outcome.checksum, time.perf_counter() - started)
         return fetched
 
-    async def _fetch_version(self, spec: AssetSpec, version: str, force: bool) -> _Outcome:
+    def _online(self) -> bool:
+        return not self.resolver.offline and self._transfer is not None
+
+    async def _cached(self, name: str, version: str) -> CachedCopy | None:
+        return await self._hops.run(partial(self._cache.lookup, name, version, None))
+
+    async def _check_sub_part(
+        self, spec: AssetSpec, version: str, force: bool
+    ) -> tuple[bytes, AssetMeta] | None:
+        """The version's meta, read to check the spec's sub-part, when it must be downloaded.
+
+        Raises:
+            AssetNotFoundError: the version, or the file the spec names, does not exist.
+        """
+        if spec.sub_part is None or not self._online():
+            return None
+        if not force and await self._cached(spec.name, version) is not None:
+            return None  # checked on disk after the fetch, with no request
+        raw, meta = await self.resolver.meta(spec.name, version)
+        if meta.holds(spec.sub_part) is False:
+            raise self._no_file(spec, version)
+        return raw, meta
+
+    def _no_file(self, spec: AssetSpec, version: str) -> AssetNotFoundError:
+        assert spec.sub_part is not None
+        store = self._transfer.store.url if self._transfer is not None else None
+        return AssetNotFoundError.no_file(spec.name, version, spec.sub_part, store_url=store)
+
+    async def _fetch_version(
+        self, spec: AssetSpec, version: str, force: bool, known: tuple[bytes, AssetMeta] | None
+    ) -> _Outcome:
         name = spec.name
-        if self.resolver.offline or self._transfer is None:
-            lookup = partial(self._cache.lookup, name, version, None)
-            found = None if force else await self._hops.run(lookup)
-            if found is None:
-                raise AssetNotFoundError(
-                    f"version {version} is not in the cache and {self.resolver.why_offline()}",
-                    asset=name,
-                )
+        found = None if force else await self._cached(name, version)
+        if found is not None:  # a hit takes no lock and writes nothing (read-only caches)
             return self._hit(name, version, found)
+        if not self._online():
+            raise AssetNotFoundError(
+                f"version {version} is not in the cache and {self.resolver.why_offline()}",
+                asset=name,
+            )
+        # The meta first: a version that does not exist fails before any lock file exists.
+        raw, meta = known or await self.resolver.meta(name, version)
         claim = VersionClaim(self._cache, name, version, force=force, locking=self._cache_locking)
         try:
             with self._cache_errors(name):  # a read-only cache refuses the lock itself
                 found = await self._claim(claim)
             if found is not None:
                 return self._hit(name, version, found)
-            return await self._download(spec, version, force, claim)
+            return await self._download(spec, version, force, claim, (raw, meta))
         finally:
             if claim.held:
                 with anyio.CancelScope(shield=True):
@@ -213,10 +244,15 @@ class Fetcher:
         return _Outcome(0, 0, checksum, path)
 
     async def _download(
-        self, spec: AssetSpec, version: str, force: bool, claim: VersionClaim
+        self,
+        spec: AssetSpec,
+        version: str,
+        force: bool,
+        claim: VersionClaim,
+        read: tuple[bytes, AssetMeta],
     ) -> _Outcome:
         name = spec.name
-        raw, meta = await self.resolver.meta(name, version)
+        raw, meta = read
         locked = self.resolver.locked(spec)
         if locked is not None:
             locked.check(meta)

@@ -104,6 +104,23 @@ class AssetMeta:
     aiomodelkit_version: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    def holds(self, sub_part: str) -> bool | None:
+        """Whether ``sub_part`` names a file or a folder of this version (None: unknown).
+
+        A directory asset whose meta lists no contents (modelkit's oldest) cannot tell.
+
+        Example:
+            >>> meta = AssetMeta(True, (FileEntry("sub/w.bin", 1), FileEntry("v.txt", 2)))
+            >>> meta.holds("sub/w.bin"), meta.holds("sub"), meta.holds("su"), meta.holds("x")
+            (True, True, False, False)
+        """
+        if not self.is_directory:
+            return False
+        if not self.files:
+            return None
+        folder = sub_part.rstrip("/") + "/"
+        return any(f.path == sub_part or f.path.startswith(folder) for f in self.files)
+
     @property
     def total_size(self) -> int | None:
         """The sum of the file sizes, if every size is known."""

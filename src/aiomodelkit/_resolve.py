@@ -142,12 +142,18 @@ class Resolver:
         return raw, parse_meta(raw, name=name, version=version)
 
     async def resolve(
-        self, spec: AssetSpec, index: IndexCache | None = None, *, use_lock: bool = True
+        self,
+        spec: AssetSpec,
+        index: IndexCache | None = None,
+        *,
+        use_lock: bool = True,
+        fallback: bool = True,
     ) -> tuple[str, Resolution]:
         """The exact version ``spec`` names, and where that answer came from.
 
         The spec's version is one ``versioning`` accepts: the manager parses every spec
-        with it before any I/O.
+        with it before any I/O. ``fallback=False`` turns off the offline fallback for this
+        call (a forced download cannot be served from the cache anyway).
 
         Raises:
             AssetNotFoundError: no version matches (the error lists those available).
@@ -187,7 +193,7 @@ class Resolver:
             matching = [
                 v for v in local if spec.version is None or self.versioning.matches(spec.version, v)
             ]
-            if not (self._offline_fallback and matching):
+            if not (fallback and self._offline_fallback and matching):
                 raise
             logger.warning("store unreachable: %s resolved to cached version %s", spec, matching[0])
             return matching[0], "fallback"

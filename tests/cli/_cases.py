@@ -77,10 +77,6 @@ def _case(
     return Case(id, words, says, status, dict(env or {}), notes, needs, hides, xfail)
 
 
-#: _fetch.py claims a version (its lock file) before it knows the version exists.
-LOCK_LEFT = "a fetch of a version that does not exist leaves .locks/<name>/<version>.lock"
-#: _fetch.py downloads the whole version before it looks for the sub-part.
-DOWNLOADED = "a missing file is found missing only after its whole version is downloaded"
 #: botocore's credential chain reads ~/.aws/credentials on the event loop.
 BLOCKS = "botocore reads the AWS credential files on the event loop (blockbuster)"
 
@@ -128,16 +124,17 @@ CASES: list[Case] = [
         "fetch-no-version",
         "assets fetch models/c:3.1",
         "no version 3.1 of 'models/c' in {store_url}; available versions: 0.0",
-        xfail=LOCK_LEFT,
     ),
     _case(
         "fetch-no-major",
         "assets fetch models/c:3",
         "no version matching 3 of 'models/c' in {store_url}; available versions: 0.0",
     ),
-    # The wording of a missing file is being moved to "no file ... in version ..." (see
-    # test_a_missing_file_is_worded_like_a_missing_version): only its facts are pinned here.
-    _case("fetch-no-file", "assets fetch models/d:0[nosuch.bin]", "'nosuch.bin'", xfail=DOWNLOADED),
+    _case(
+        "fetch-no-file",
+        "assets fetch models/d:0[nosuch.bin]",
+        "no file 'nosuch.bin' in version 0.0 of 'models/d' in {store_url}",
+    ),
     _case("lock-no-asset", "assets lock models/nosuch -o {out}/x.lock", "no asset named"),
     _case("lock-no-version", "assets lock models/c:3.1 -o {out}/x.lock", "no version 3.1 of"),
     _case("update-no-asset", "assets update {src} models/nosuch --yes", "no asset named"),

@@ -81,17 +81,6 @@ def test_a_bad_input_is_one_line_and_changes_nothing(world: World, case: Case) -
     assert world.snapshot() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_fetch.py words it 'sub-part ... is not in version 0.0' until it raises "
-    "AssetNotFoundError.no_file (issue 13)",
-)
-def test_a_missing_file_is_worded_like_a_missing_version(world: World) -> None:
-    result = runner.invoke(app, ["assets", "fetch", "models/d:0[nosuch.bin]"])
-    line = _error_line(result.stderr)
-    assert line.startswith("error: no file 'nosuch.bin' in version 0.0 of 'models/d'"), line
-
-
 def _child_env(env: Mapping[str, str | None]) -> dict[str, str]:
     """This test's (isolated) environment, with ``env`` applied."""
     child = dict(os.environ)  # noqa: TID251 - the child inherits the test's isolated environment

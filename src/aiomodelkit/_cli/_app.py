@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from aiomodelkit._version import __version__
 
 from . import _assets, _library, _serve
-from ._output import print_error
+from ._output import print_error, show_warnings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -108,6 +108,9 @@ app = typer.Typer(
     help="Publish, list and fetch model assets in modelkit-layout stores.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help, as git and pip print it: no boxes to wrap at 80 columns, and no type
+    # labels after on/off flags (typer's rich help shows "<bool>" for them).
+    rich_markup_mode=None,
 )
 
 
@@ -127,9 +130,12 @@ def _root(
     ] = False,
 ) -> None:
     """Publish, list and fetch model assets in modelkit-layout stores."""
+    show_warnings()
 
 
-assets_app = typer.Typer(help="Manage assets in a store.", no_args_is_help=True)
+assets_app = typer.Typer(
+    help="Manage assets in a store.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(assets_app, name="assets")
 
 assets_app.command("new")(_assets.assets_new)

@@ -13,6 +13,7 @@ signal during that cleanup exits at once.
 
 from __future__ import annotations
 
+import logging
 import signal
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -27,7 +28,7 @@ from aiomodelkit._errors import ModelkitError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
-__all__ = ["console", "err_console", "print_error", "run", "user_errors"]
+__all__ = ["console", "err_console", "print_error", "run", "show_warnings", "user_errors"]
 
 T = TypeVar("T")
 
@@ -42,6 +43,25 @@ def print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
+class _WarningLines(logging.Handler):
+    """The library's warnings as ``warning: <message>`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record must not break the command
+            message = str(record.msg)
+        err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def show_warnings() -> None:
+    """Print the library's warnings (a spec resolved outside the lock file, a fallback to
+    the cache...) as one ``warning:`` line each, instead of Python's bare last resort."""
+    logger = logging.getLogger("aiomodelkit")
+    if not any(isinstance(handler, _WarningLines) for handler in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the :class:`ModelkitError` raised inside into one line each on stderr and exit 1.
@@ -52,9 +72,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except* ModelkitError as group:
-        # fetch_many reports concurrent failures as a group: one line each.
-        for exc in _leaves(group):
-            print_error(str(exc))
+        # fetch_many reports concurrent failures as a group: one line each, and once
+        # (a spec given twice fails twice with the same message).
+        for line in dict.fromkeys(str(exc) for exc in _leaves(group)):
+            print_error(line)
         raise typer.Exit(1) from None
 
 
