@@ -47,11 +47,23 @@ def serve(
 
 def demo(
     size_mib: Annotated[
-        int, typer.Option("--size-mib", help="Size of the largest example asset.")
+        int, typer.Option("--size-mib", min=1, help="Size of the largest example asset (MiB).")
     ] = 64,
+    rtt_ms: Annotated[
+        float,
+        typer.Option(
+            "--rtt-ms", min=0, help="Round-trip time between the models and the store (ms)."
+        ),
+    ] = 20.0,
 ) -> None:
-    """Publish example assets to a local store in a temporary folder, then start a library of
-    six models concurrently and one after another."""
+    """Start six example models from a store across a network: cold, then warm.
+
+    Nothing to install: the store is moto's S3 server behind a loopback link with
+    --rtt-ms of latency when the test extras are installed, else a local folder behind
+    the same simulated latency; both live in a temporary folder, removed afterwards. It
+    prints the cold start concurrently (with a timeline) against one model after another,
+    and a warm start that sends no request.
+    """
     from aiomodelkit._demo import run_demo
 
-    run(lambda: run_demo(console, size_mib=size_mib))
+    run(lambda: run_demo(console, size_mib=size_mib, rtt_ms=rtt_ms))
