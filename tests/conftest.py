@@ -7,7 +7,9 @@ on the stack fails the test. Sockets are limited to loopback by pytest-socket (`
 
 Servers are synchronous, session-scoped, bind 127.0.0.1 on a free port and stop themselves.
 Per test, each store gets a fresh bucket (moto and fake-gcs-server are reset; SeaweedFS,
-which has no reset, gets one shared bucket and a unique prefix per test).
+which has no reset, gets one shared bucket and a unique prefix per test; Azurite, which has
+none either, a container of its own). Azurite is installed from npm on first use; its tests
+are skipped, with one reason, only where Node.js is absent.
 """
 
 from __future__ import annotations
@@ -20,14 +22,26 @@ from typing import TYPE_CHECKING, Protocol
 import pytest
 from blockbuster import BlockBuster
 
-from aiomodelkit.stores import GCSStore, LocalStore, MemoryStore, S3Store, Store, StoreOptions
-from aiomodelkit.testing import FakeGCSServer, MotoServer, SeaweedFSServer
+from aiomodelkit.stores import (
+    AzureStore,
+    GCSStore,
+    LocalStore,
+    MemoryStore,
+    S3Store,
+    Store,
+    StoreOptions,
+)
+from aiomodelkit.testing import AzuriteServer, FakeGCSServer, MotoServer, SeaweedFSServer
+from aiomodelkit.testing._npm import NodeMissingError, default_npm_cache, node_tools
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-_ISOLATED_PREFIXES = ("AIOMODELKIT_", "MODELKIT_", "AWS_", "GOOGLE_", "GCLOUD_", "BOTO_")
+_ISOLATED_PREFIXES = (
+    "AIOMODELKIT_", "MODELKIT_", "AWS_", "GOOGLE_", "GCLOUD_", "BOTO_",
+    "AZURE_", "IDENTITY_", "MSI_",  # Azure: storage credentials, azure-identity's chain
+)  # fmt: skip
 _ISOLATED_NAMES = ("STORAGE_EMULATOR_HOST", "CLOUDSDK_CONFIG", "S3_ENDPOINT")
 
 
@@ -47,6 +61,8 @@ _SYNC_HELPERS = (
     "aiomodelkit.testing._moto",
     "aiomodelkit.testing._fakegcs",
     "aiomodelkit.testing._seaweedfs",
+    "aiomodelkit.testing._azurite",
+    "aiomodelkit.testing._npm",
 )
 
 
@@ -109,6 +125,21 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seawe
         yield server
 
 
+# npm installs (Azurite) are kept across runs, in a cache resolved at import: by the time a
+# test asks for a server, _isolated_environment may have pointed HOME at a temporary directory.
+_NPM_CACHE = default_npm_cache()
+
+
+@pytest.fixture(scope="session")
+def azurite_server() -> Iterator[AzuriteServer]:
+    try:
+        node_tools()
+    except NodeMissingError:
+        pytest.skip("Azurite (the Azure Storage emulator) needs Node.js: node and npm on PATH")
+    with AzuriteServer(install_dir=_NPM_CACHE) as server:
+        yield server
+
+
 class StoreFactory(Protocol):
     """Builds an unopened store; tests enter it with ``async with``."""
 
@@ -166,6 +197,22 @@ def gcs_store_factory(gcs_server: FakeGCSServer) -> StoreFactory:
 
 
 @pytest.fixture
+def azure_store_factory(azurite_server: AzuriteServer) -> StoreFactory:
+    container = f"t-{uuid.uuid4().hex[:20]}"  # Azurite has no reset: one container per test
+    azurite_server.create_container(container)
+
+    def make(options: StoreOptions | None = None) -> Store:
+        return AzureStore(
+            container,
+            "modelkit-assets",
+            options=options,
+            connection_string=azurite_server.connection_string,
+        )
+
+    return make
+
+
+@pytest.fixture
 def local_store_factory(tmp_path: Path) -> StoreFactory:
     root = tmp_path / "bucket" / "modelkit-assets"
     root.mkdir(parents=True)
@@ -187,7 +234,7 @@ def memory_store_factory() -> StoreFactory:
     return make
 
 
-@pytest.fixture(params=["memory", "local", "s3", "gcs"])
+@pytest.fixture(params=["memory", "local", "s3", "gcs", "azure"])
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
     """The same contract, run against every store."""
     factory: StoreFactory = request.getfixturevalue(f"{request.param}_store_factory")

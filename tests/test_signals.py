@@ -112,3 +112,26 @@ def test_a_signalled_fetch_removes_its_staging_and_says_interrupted(
     assert stdout == ""
     assert _staging(cache) == []
     assert not (cache / "models" / "big" / "0.0").exists()
+
+
+def test_a_system_exit_inside_a_command_ends_the_process(tmp_path: Path) -> None:
+    """rich raises SystemExit when stdout is a closed pipe (``aiomodelkit ... | head``):
+    raised in the command's task, after a worker thread ran, it must not hang the exit."""
+    code = """
+import anyio.to_thread
+from aiomodelkit._cli._output import run
+
+async def command() -> None:
+    await anyio.to_thread.run_sync(lambda: None)
+    raise SystemExit(3)
+
+run(command)
+"""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}  # noqa: TID251
+    if "PYTHONPATH" in os.environ:  # noqa: TID251 - the child imports what this test imports
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]  # noqa: TID251
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr

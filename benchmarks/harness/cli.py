@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workloads", default=None, help="subset of w1,w2,w3,w4,w5,w6,w6w,w7 (w6w: W6-wide)"
     )
     parser.add_argument("--peers", default=None, help=f"subset of {','.join(peers.ALL_PEERS)}")
-    parser.add_argument("--stores", default=None, help="s3,gcs (default: s3,gcs; quick: s3)")
+    parser.add_argument("--stores", default=None, help="s3,gcs,azure (default: s3,gcs; quick: s3)")
     parser.add_argument(
         "--profile",
         action="store_true",

@@ -29,8 +29,16 @@ __all__ = ["ASYNC_CLIENTS", "SYNC_CLIENTS", "ours_library"]
 
 
 def _our_store(job: Job) -> Any:
-    from aiomodelkit.stores import GCSStore, S3Store
+    from aiomodelkit.stores import AzureStore, GCSStore, S3Store
 
+    if job.store == "azure":
+        # Path-style, as Azurite serves it: <endpoint>/<account>/<container>/<blob>.
+        return AzureStore(
+            job.bucket,
+            job.prefix,
+            account_url=f"{job.endpoint}/{job.access_key}",
+            account_key=job.secret_key,
+        )
     if job.store == "s3":
         return S3Store(
             job.bucket,
@@ -176,7 +184,9 @@ async def _limit(job: Job) -> ClientReport:
     plan = _plan(job)
     limiter = anyio.CapacityLimiter(job.settings.get("max_connections", 64))
     received = 0
-    if job.store == "s3":
+    if job.store == "azure":
+        received = await _limit_azure(job, plan)
+    elif job.store == "s3":
         async with _aio_session_client(job, tuned=True) as client:
 
             async def get(key: str, offset: int, length: int | None) -> None:
@@ -222,6 +232,44 @@ async def _limit(job: Job) -> ClientReport:
                 for item in plan:
                     tg.start_soon(gcs_get, *item)
     return ClientReport(bytes=received, requests_self=len(plan))
+
+
+async def _limit_azure(job: Job, plan: list[tuple[str, int, int | None]]) -> int:
+    """Raw GETs of the same blobs as ours, authorised like ours (a container SAS)."""
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import quote
+
+    import aiohttp
+    from azure.storage.blob import generate_container_sas
+
+    sas = generate_container_sas(
+        job.access_key,
+        job.bucket,
+        account_key=job.secret_key,
+        permission="r",
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    base = f"{job.endpoint}/{job.access_key}/{job.bucket}/"
+    limiter = anyio.CapacityLimiter(job.settings.get("max_connections", 64))
+    received = 0
+    connector = aiohttp.TCPConnector(limit=int(limiter.total_tokens))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def get(key: str, offset: int, length: int | None) -> None:
+            nonlocal received
+            headers = {"x-ms-version": "2025-01-05"}
+            if length is not None:
+                headers["x-ms-range"] = f"bytes={offset}-{offset + length - 1}"
+            url = f"{base}{quote(key, safe='/~')}?{sas}"
+            async with limiter, session.get(url, headers=headers) as response:
+                response.raise_for_status()
+                while chunk := await response.content.read(MiB):
+                    received += len(chunk)
+
+        async with anyio.create_task_group() as tg:
+            for item in plan:
+                tg.start_soon(get, *item)
+    return received
 
 
 async def _aiobotocore_sequential(job: Job) -> ClientReport:

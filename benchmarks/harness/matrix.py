@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .peers import ALL_PEERS, GCS_PEERS
+from .peers import ALL_PEERS, AZURE_PEERS, GCS_PEERS
 
 if TYPE_CHECKING:
     from benchmarks.workloads import Workload
@@ -113,7 +113,8 @@ def plan(
         quick: the quick subset (its matrix, S3 only, the peers its targets name).
         conditions: the conditions to run (default: all of the matrix).
         wanted: the workloads to run (default: all of the matrix).
-        stores: ``s3`` and/or ``gcs`` (default: both; quick: ``s3``).
+        stores: ``s3``, ``gcs`` and/or ``azure`` (default: ``s3`` and ``gcs``; quick:
+            ``s3``).
         peers_chosen: the peers were chosen on the command line (the quick subset then
             runs them all).
     """
@@ -128,7 +129,7 @@ def plan(
             for store in stores:
                 allowed: tuple[str, ...]
                 if workload.kind == "fetch":
-                    allowed = ALL_PEERS if store == "s3" else GCS_PEERS
+                    allowed = {"s3": ALL_PEERS, "gcs": GCS_PEERS}.get(store, AZURE_PEERS)
                 elif store == "s3":
                     allowed = LIBRARY_PEERS
                 else:

@@ -25,6 +25,7 @@ from .records import Job, RunResult
 
 __all__ = [
     "ALL_PEERS",
+    "AZURE_PEERS",
     "GCS_PEERS",
     "MODELKIT_VERSION",
     "PeerUnavailableError",
@@ -58,6 +59,8 @@ ALL_PEERS = (
 )
 #: Peers that can read from GCS (the others are S3-only here).
 GCS_PEERS = ("ours", "limit", "modelkit")
+#: modelkit's virtualenv has no Azure SDK: its Azure driver is proven in the tests instead.
+AZURE_PEERS = ("ours", "limit")
 _RUN_TIMEOUT = 1800.0
 _JOBS = itertools.count()
 #: Peer processes still running: stopped by :func:`stop_all` if the harness is interrupted.
@@ -72,7 +75,7 @@ class PeerUnavailableError(RuntimeError):
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment minus cloud and aiomodelkit/modelkit settings, plus ``extra``."""
-    dropped = ("AWS_", "AIOMODELKIT_", "MODELKIT_", "GOOGLE_", "GCLOUD_", "BOTO_", "S3_")
+    dropped = ("AWS_", "AIOMODELKIT_", "MODELKIT_", "GOOGLE_", "GCLOUD_", "BOTO_", "S3_", "AZURE_")
     env = {
         k: v
         for k, v in os.environ.items()

@@ -83,7 +83,7 @@ class Job:
     Attributes:
         peer: who runs (``ours``, ``limit``, ``boto3-tm``, ``modelkit``...).
         kind: the workload's kind (``fetch``, ``warm``, ``graph``, ``multi``).
-        store: ``s3`` or ``gcs``.
+        store: ``s3``, ``gcs`` or ``azure``.
         endpoint: the URL the peer talks to (the server, or the latency proxy).
         bucket: the bucket.
         prefix: the key prefix of every asset.
@@ -92,8 +92,8 @@ class Job:
         objects: every object, for peers that download object by object.
         assets: every asset, for peers that copy whole assets.
         settings: aiomodelkit settings for ours (and the limit's request plan).
-        access_key: the S3 access key (empty for GCS).
-        secret_key: the S3 secret (empty for GCS).
+        access_key: the S3 access key, or the Azure account (empty for GCS).
+        secret_key: the S3 secret, or the Azure account key (empty for GCS).
         models: the models of a library workload (``warm`` or ``graph``).
         offline: start the library offline (W5's measured runs).
         profile: write a pyinstrument profile of the run to this path.
@@ -285,7 +285,7 @@ class RunRecord:
 
     Attributes:
         condition: the network condition's key.
-        store: ``s3`` or ``gcs``.
+        store: ``s3``, ``gcs`` or ``azure``.
         workload: the workload's key.
         run: the run's index (``-1``: the warm-up; ``-2``: an extra profiled run).
         size: the workload's bytes.

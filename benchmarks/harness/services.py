@@ -1,6 +1,6 @@
 """The processes the harness runs beside the peers, and how it samples them.
 
-:class:`Backends` (SeaweedFS for S3, fake-gcs-server for GCS, through
+:class:`Backends` (SeaweedFS for S3, fake-gcs-server for GCS, Azurite for Azure, through
 ``aiomodelkit.testing``), :class:`ProxyProcess` (the latency proxy, :mod:`.proxy`, as a
 child process) and :class:`Bystander` (an idle ticker, ``runner --bystander``); CPU seconds
 of any of them by pid.
@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiomodelkit.stores import GCSStore, S3Store, Store
-from aiomodelkit.testing import FakeGCSServer, SeaweedFSServer
+from aiomodelkit.stores import AzureStore, GCSStore, S3Store, Store
+from aiomodelkit.testing import AzuriteServer, FakeGCSServer, SeaweedFSServer
 from benchmarks.workloads import PREFIX
 
 from .peers import clean_env
@@ -64,6 +64,7 @@ class Backends:
         self.endpoints: dict[str, str] = {}
         self.pids: dict[str, int | None] = {}
         self.weed: SeaweedFSServer | None = None
+        self.azurite: AzuriteServer | None = None
         if "s3" in stores:
             weed = stack.enter_context(SeaweedFSServer(work / "seaweedfs"))
             weed.create_bucket(BUCKET)
@@ -75,6 +76,12 @@ class Backends:
             gcs.create_bucket(BUCKET)
             self.endpoints["gcs"] = gcs.endpoint_url
             self.pids["gcs"] = _child_pid("fake-gcs")
+        if "azure" in stores:
+            azurite = stack.enter_context(AzuriteServer())
+            azurite.create_container(BUCKET)
+            self.azurite = azurite
+            self.endpoints["azure"] = azurite.endpoint_url
+            self.pids["azure"] = _child_pid("node")
 
     @property
     def credentials(self) -> tuple[str, str]:
@@ -82,8 +89,26 @@ class Backends:
         assert self.weed is not None
         return self.weed.access_key, self.weed.secret_key
 
+    def credentials_of(self, kind: str) -> tuple[str, str]:
+        """What a peer of ``kind`` signs with: S3's key and secret, Azure's account and key
+        (GCS: none)."""
+        if kind == "s3":
+            return self.credentials
+        if kind == "azure":
+            assert self.azurite is not None
+            return self.azurite.account, self.azurite.account_key
+        return "", ""
+
     def store(self, kind: str) -> Store:
-        """An unopened store of ``kind`` (``s3`` or ``gcs``), straight to the server."""
+        """An unopened store of ``kind`` (``s3``, ``gcs`` or ``azure``), straight to the server."""
+        if kind == "azure":
+            account, key = self.credentials_of("azure")
+            return AzureStore(
+                BUCKET,
+                PREFIX,
+                account_url=f"{self.endpoints['azure']}/{account}",
+                account_key=key,
+            )
         if kind == "s3":
             key, secret = self.credentials
             return S3Store(

@@ -107,7 +107,7 @@ class Suite:
     def _job(
         self, peer: str, store_kind: str, endpoint: str, workload: Workload, dest: Path
     ) -> Job:
-        key, secret = self.backends.credentials if store_kind == "s3" else ("", "")
+        key, secret = self.backends.credentials_of(store_kind)
         return Job(
             peer=peer,
             kind=workload.kind,

@@ -21,11 +21,13 @@ from ._errors import LoadError as LoadError
 from ._errors import ModelkitError as ModelkitError
 from ._errors import ModelTypeError as ModelTypeError
 from ._errors import PreconditionFailedError as PreconditionFailedError
+from ._errors import PublishConflictError as PublishConflictError
 from ._errors import StoreError as StoreError
 from ._errors import StorePermissionError as StorePermissionError
 from ._errors import StoreUnavailableError as StoreUnavailableError
 from ._errors import UnknownModelError as UnknownModelError
 from ._errors import UnknownStoreError as UnknownStoreError
+from ._errors import UnsafeStoreError as UnsafeStoreError
 from ._events import AssetPublished as AssetPublished
 from ._events import AssetResolved as AssetResolved
 from ._events import BytesReceived as BytesReceived
@@ -118,6 +120,7 @@ __all__ = [
     "ObjectDownloaded",
     "ObjectUploaded",
     "PreconditionFailedError",
+    "PublishConflictError",
     "PublishResult",
     "Retrying",
     "Settings",
@@ -127,6 +130,7 @@ __all__ = [
     "StoreUnavailableError",
     "UnknownModelError",
     "UnknownStoreError",
+    "UnsafeStoreError",
     "VersioningSystem",
     "__version__",
     "get_versioning",

@@ -20,6 +20,8 @@ Every error the library raises on purpose derives from :class:`ModelkitError`::
     │   ├── StoreUnavailableError      transient: 5xx, throttling, timeouts, resets; retry later
     │   ├── StorePermissionError       403 / access denied (never reported as "not found")
     │   ├── PreconditionFailedError    a conditional write lost a race
+    │   ├── UnsafeStoreError           the store ignores conditional writes: publishing refused
+    │   ├── PublishConflictError       another publisher overwrote or holds what we publish
     │   └── BucketNotFoundError        the bucket (or local root) itself does not exist
     └── LoadError                      a model's asset or ``_load`` failed (the cause is chained)
 
@@ -62,11 +64,13 @@ __all__ = [
     "ModelTypeError",
     "ModelkitError",
     "PreconditionFailedError",
+    "PublishConflictError",
     "StoreError",
     "StorePermissionError",
     "StoreUnavailableError",
     "UnknownModelError",
     "UnknownStoreError",
+    "UnsafeStoreError",
 ]
 
 
@@ -315,6 +319,20 @@ class StorePermissionError(StoreError, PermissionError):
 
 class PreconditionFailedError(StoreError):
     """A conditional write found the object created or changed by someone else."""
+
+
+class UnsafeStoreError(StoreError):
+    """The store accepts conditional writes but ignores them, so publishing is refused.
+
+    Some S3- and GCS-compatible servers accept ``If-None-Match`` / ``If-Match`` /
+    ``ifGenerationMatch`` and overwrite anyway: two publishers at once could overwrite each
+    other's version. ``allow_unsafe_publish`` publishes anyway, with a lease and a read-back.
+    """
+
+
+class PublishConflictError(StoreError):
+    """Another publisher holds the asset's publishing lease, or overwrote what we published
+    (on a store that ignores conditional writes, under ``allow_unsafe_publish``)."""
 
 
 class BucketNotFoundError(StoreError):

@@ -89,6 +89,7 @@ class AssetsManager(AsyncResource):
         self._limits = settings.transfer_limits()
         self._retry = settings.retry_policy()
         self._identity = settings.identity  # asked only when publishing
+        self._allow_unsafe_publish = settings.allow_unsafe_publish
         lock_path = lock_file if lock_file is not None else settings.lock_file
         self._lock_path = Path(lock_path) if lock_path is not None else None
         self._fetcher_instance: Fetcher | None = None  # set while the manager is open
@@ -199,6 +200,8 @@ class AssetsManager(AsyncResource):
             self._versioning,
             pushed_by=self._identity(),
             emitter=self._emitter,
+            retry=self._retry,
+            allow_unsafe_publish=self._allow_unsafe_publish,
         )
 
     def _fetcher(self) -> Fetcher:

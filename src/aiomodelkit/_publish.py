@@ -7,6 +7,11 @@ object is created with ``if_absent`` and the index is rewritten with ``if_match`
 concurrent publishers never overwrite each other's data or lose a version from the index:
 the loser of a race for a version number moves on to the next one (``update``) or fails
 with :class:`AssetExistsError` (``new``).
+
+Before its first publication to a store, a publisher checks that the store really enforces
+those conditions (:mod:`._conditions`); on one that ignores them it refuses with
+:class:`UnsafeStoreError`, or, with ``allow_unsafe_publish``, publishes under a best-effort
+lease and reads the meta and index back to detect an overwrite.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
+from ._conditions import Lease, conditions_honoured, refuse_unsafe_store
 from ._errors import (
     AssetExistsError,
     AssetNotFoundError,
     ConfigError,
     PreconditionFailedError,
+    PublishConflictError,
 )
 from ._events import Emitter, ObjectUploaded
 from ._layout import (
@@ -39,12 +46,15 @@ from ._layout import (
     parse_index,
     versions_key,
 )
+from ._retry import retrying
 from ._spec import AssetSpec, validate_asset_name, validate_relative_path
+from ._values import RetryPolicy
 from ._version import __version__
 from .stores._base import Store, read_small_object
 
 if TYPE_CHECKING:
     from ._versioning import VersioningSystem
+    from .stores._base import ObjectInfo
 
 __all__ = ["PublishResult", "Publisher", "SourceFile", "scan_source"]
 
@@ -153,11 +163,15 @@ class Publisher:
         *,
         pushed_by: str,
         emitter: Emitter | None = None,
+        retry: RetryPolicy | None = None,
+        allow_unsafe_publish: bool = False,
     ) -> None:
         self._store = store
+        self._retry = retry or RetryPolicy()
         self._versioning = versioning
         self._pushed_by = pushed_by
         self._emitter = emitter or Emitter()
+        self._allow_unsafe = allow_unsafe_publish
 
     async def read_index(self, name: str) -> tuple[list[str], str | None]:
         """The versions of ``name``, newest first, and the index's version token.
@@ -166,9 +180,16 @@ class Publisher:
             AssetNotFoundError: the asset has no index.
         """
         key = versions_key(name)
+
+        async def read() -> tuple[ObjectInfo, bytes]:
+            return await self._store.stat(key), await read_small_object(self._store, key)
+
         try:
-            info = await self._store.stat(key)
-            raw = await read_small_object(self._store, key)
+            # Retried like every read of the fetch path: one truncated body must not fail
+            # a whole publication.
+            info, raw = await retrying(
+                self._retry, read, emitter=self._emitter, asset=name, key=key
+            )
         except AssetNotFoundError:
             raise AssetNotFoundError.no_asset(name, store_url=self._store.url, key=key) from None
         # The token is read before the content: a change in between makes our later
@@ -282,7 +303,31 @@ class Publisher:
         )
         if dry_run:
             return result
-        conditional = self._store.supports_conditional_writes
+        if await conditions_honoured(self._store):
+            await self._write(name, version, is_dir, files, conditional=True)
+            return result
+        if not self._allow_unsafe:
+            raise refuse_unsafe_store(self._store, name)
+        lease = Lease(self._store, name, holder=self._pushed_by)
+        await lease.acquire()
+        try:
+            # Under the lease: a version taken meanwhile is taken (update() goes on).
+            if await self._version_taken(name, version):
+                raise AssetExistsError(
+                    f"version {version} was created concurrently",
+                    asset=name,
+                    store_url=self._store.url,
+                )
+            meta = await self._write(name, version, is_dir, files, conditional=False)
+            await self._read_back(name, version, meta)
+        finally:
+            await lease.release()
+        return result
+
+    async def _write(
+        self, name: str, version: str, is_dir: bool, files: list[SourceFile], *, conditional: bool
+    ) -> bytes:
+        """Data, then meta, then index; returns the meta written."""
         limiter = anyio.CapacityLimiter(UPLOAD_CONCURRENCY)
 
         created: list[str] = []
@@ -314,9 +359,36 @@ class Publisher:
             aiomodelkit_version=__version__,
         )
         # The meta is the per-version commit point (modelkit's order: data, meta, index).
-        await self._put_new(meta_key(name, version), dump_meta(meta), conditional, name, version)
-        await self._add_to_index(name, version)
-        return result
+        raw = dump_meta(meta)
+        await self._put_new(meta_key(name, version), raw, conditional, name, version)
+        await self._add_to_index(name, version, conditional=conditional)
+        return raw
+
+    async def _read_back(self, name: str, version: str, meta: bytes) -> None:
+        """After an unconditional publication: our meta and our version are still there.
+
+        Raises:
+            PublishConflictError: another publisher overwrote the version or the index.
+        """
+        key = meta_key(name, version)
+        if await read_small_object(self._store, key) != meta:
+            raise PublishConflictError(
+                f"version {version} was overwritten by another publisher while it was "
+                f"published ({self._store.url} ignores conditional writes): check it with "
+                f"'aiomodelkit assets versions {name}'",
+                asset=name,
+                key=key,
+                store_url=self._store.url,
+            )
+        versions, _ = await self.read_index(name)
+        if version not in versions:
+            raise PublishConflictError(
+                f"version {version} was published but another publisher rewrote the index "
+                f"without it ({self._store.url} ignores conditional writes)",
+                asset=name,
+                key=versions_key(name),
+                store_url=self._store.url,
+            )
 
     async def _put_new(
         self, key: str, data: bytes | Path, conditional: bool, name: str, version: str
@@ -331,7 +403,7 @@ class Publisher:
                 store_url=self._store.url,
             ) from None
 
-    async def _add_to_index(self, name: str, version: str) -> None:
+    async def _add_to_index(self, name: str, version: str, *, conditional: bool) -> None:
         key = versions_key(name)
         for attempt in range(MAX_INDEX_ATTEMPTS):
             try:
@@ -343,8 +415,8 @@ class Publisher:
                 await self._store.put(
                     key,
                     dump_index(merged),
-                    if_absent=token is None and self._store.supports_conditional_writes,
-                    if_match=token if self._store.supports_conditional_writes else None,
+                    if_absent=token is None and conditional,
+                    if_match=token if conditional else None,
                 )
             except PreconditionFailedError:
                 # Another publisher changed the index: re-read and merge again.

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         description="With a lock file, resolve a spec it does not cover from the store, with a "
         "warning, instead of refusing it.",
     )
+    allow_unsafe_publish: bool = Field(
+        default=False,
+        description="Publish to a store that accepts conditional writes but ignores them "
+        "(some S3/GCS-compatible servers), under a best-effort lease with a read-back that "
+        "detects an overwrite. Without it such a store is refused: two publishers at once could "
+        "overwrite each other's version.",
+    )
 
     # -- the model library --
     lazy_loading: bool = Field(

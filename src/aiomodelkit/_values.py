@@ -44,6 +44,7 @@ def format_size(size: float) -> str:
             break
     return f"{size:.1f} {unit}"
 
+
 #: The key prefix modelkit uses when none is configured.
 DEFAULT_PREFIX = "modelkit-assets"
 

@@ -139,7 +139,7 @@ def _settings(cache: Path, mode: str = "streamed", **overrides: object) -> Setti
 async def _publish(backend: Backend, tmp_path: Path, data: bytes) -> None:
     source = tmp_path / "source.bin"
     source.write_bytes(data)
-    settings = Settings(assets_dir=tmp_path / "publisher")
+    settings = Settings(assets_dir=tmp_path / "publisher", allow_unsafe_publish=True)
     async with AssetsManager(storage=backend.store(direct=True), settings=settings) as am:
         await am.new(source, ASSET)
 
@@ -375,7 +375,7 @@ async def test_seeded_random_faults_are_reproducible(backend: Backend, tmp_path:
     contents = {f"f{i:02d}.bin": os.urandom(1000 + i) for i in range(12)}
     for name, content in contents.items():
         (files / name).write_bytes(content)
-    settings = Settings(assets_dir=tmp_path / "publisher")
+    settings = Settings(assets_dir=tmp_path / "publisher", allow_unsafe_publish=True)
     async with AssetsManager(storage=backend.store(direct=True), settings=settings) as am:
         await am.new(files, ASSET)
     probability, seed = 0.3, 11

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 import pytest
 
 from aiomodelkit import UnknownStoreError
-from aiomodelkit.stores import GCSStore, LocalStore, S3Store, StoreURL, open_store, parse_store_url
+from aiomodelkit.stores import (
+    AzureStore,
+    GCSStore,
+    LocalStore,
+    S3Store,
+    StoreURL,
+    open_store,
+    parse_store_url,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,6 +29,8 @@ if TYPE_CHECKING:
         ("s3://bucket/team/a/", StoreURL("s3", "bucket", "team/a")),
         ("gs://bucket/p", StoreURL("gs", "bucket", "p")),
         ("GS://bucket", StoreURL("gs", "bucket", "modelkit-assets")),
+        ("az://container", StoreURL("az", "container", "modelkit-assets")),
+        ("az://container/team/a", StoreURL("az", "container", "team/a")),
         ("file:///srv/models", StoreURL("file", "/srv/models", "")),
         ("file://localhost/srv/my%20models", StoreURL("file", "/srv/my models", "")),
         ("/srv/models", StoreURL("file", "/srv/models", "")),
@@ -40,7 +50,7 @@ def test_relative_paths_become_absolute(monkeypatch: pytest.MonkeyPatch, tmp_pat
     ("url", "match"),
     [
         ("ftp://host/x", "unknown storage scheme 'ftp'"),
-        ("az://container", "unknown storage scheme 'az'"),
+        ("hdfs://container", "unknown storage scheme 'hdfs'"),
         ("s3://", "has no bucket"),
         ("s3://bucket/p?x=1", "no query"),
         ("file://remote-host/dir", "must be absolute"),
@@ -67,3 +77,6 @@ def test_open_store_types(tmp_path: Path) -> None:
     assert s3.url == "s3://bucket/team"
     assert isinstance(gcs, GCSStore)
     assert gcs.url == "gs://bucket/modelkit-assets"
+    azure = open_store("az://container/team")
+    assert isinstance(azure, AzureStore)
+    assert azure.url == "az://container/team"

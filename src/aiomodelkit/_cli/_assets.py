@@ -20,6 +20,7 @@ from aiomodelkit._manager import AssetsManager
 from aiomodelkit._values import format_size
 
 from ._options import (
+    AllowUnsafePublishOption,
     AssetsDirOption,
     DryRunOption,
     ForceOption,
@@ -45,13 +46,20 @@ __all__ = [
 ]
 
 
-def _manager(storage: str | None, on_event: EventCallback | None = None) -> AssetsManager:
+def _manager(
+    storage: str | None,
+    on_event: EventCallback | None = None,
+    *,
+    allow_unsafe_publish: bool = False,
+) -> AssetsManager:
     """A manager of the configured store (``--storage``, else the environment).
 
     Raises:
         ConfigError: a setting is invalid, or no store is configured.
     """
     settings = load_settings(storage=storage, require_store=True)
+    if allow_unsafe_publish:  # the flag turns it on; left out, the setting decides
+        settings = settings.model_copy(update={"allow_unsafe_publish": True})
     return AssetsManager(settings=settings, on_event=on_event)
 
 
@@ -63,6 +71,7 @@ def _publish(
     yes: bool,
     dry_run: bool,
     call: Callable[[AssetsManager, bool], Awaitable[PublishResult]],
+    allow_unsafe_publish: bool = False,
 ) -> None:
     """Plan a publication (``call`` in a dry run), show it, confirm, then publish."""
 
@@ -73,7 +82,8 @@ def _publish(
                 if isinstance(event, ObjectUploaded):
                     progress.advance(task, event.size)
 
-            async with _manager(storage, on_event=on_event) as am:
+            unsafe = allow_unsafe_publish
+            async with _manager(storage, on_event, allow_unsafe_publish=unsafe) as am:
                 plan = await call(am, True)
                 progress.update(task, total=plan.size)
                 verb = "Would publish" if dry_run else "Publish"
@@ -100,6 +110,7 @@ def assets_new(
     storage: StorageOption = None,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
+    allow_unsafe_publish: AllowUnsafePublishOption = False,
 ) -> None:
     """Publish PATH as the first version of a new asset NAME."""
     _publish(
@@ -110,6 +121,7 @@ def assets_new(
         yes,
         dry_run,
         lambda am, dry: am.new(local_path, name, dry_run=dry),
+        allow_unsafe_publish,
     )
 
 
@@ -125,6 +137,7 @@ def assets_update(
     storage: StorageOption = None,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
+    allow_unsafe_publish: AllowUnsafePublishOption = False,
 ) -> None:
     """Publish PATH as the next version of the existing asset NAME."""
     if bump_major and major is not None:
@@ -144,6 +157,7 @@ def assets_update(
         lambda am, dry: am.update(
             local_path, name, bump_major=bump_major, major=major, dry_run=dry
         ),
+        allow_unsafe_publish,
     )
 
 

@@ -43,6 +43,14 @@ DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Check and show what would be published; upload nothing.")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Download even if cached.")]
+AllowUnsafePublishOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unsafe-publish",
+        help="Publish even to a store that ignores conditional writes, under a best-effort "
+        "lease and a read-back check. Default: AIOMODELKIT_ALLOW_UNSAFE_PUBLISH.",
+    ),
+]
 ModuleArgument = Annotated[
     str,
     typer.Argument(

@@ -112,6 +112,8 @@ def run(func: Callable[[], Awaitable[T]], *, stop_on_signals: bool = True) -> T:
             outcome = anyio.run(_until_signalled, func)
         except KeyboardInterrupt:  # before the handlers were in place, or not the main thread
             outcome = _Signalled(signal.SIGINT)
+    if isinstance(outcome, _Escaped):
+        raise outcome.exc
     if isinstance(outcome, _Signalled):
         print_error("interrupted")
         raise typer.Exit(128 + outcome.signum)
@@ -123,18 +125,24 @@ class _Signalled:
         self.signum = signum
 
 
-async def _until_signalled(func: Callable[[], Awaitable[T]]) -> T | _Signalled:
+async def _until_signalled(func: Callable[[], Awaitable[T]]) -> T | _Signalled | _Escaped:
     """``func``'s result, or the first stop signal that arrived (``func`` then cancelled).
 
     The handlers are removed as soon as the first signal arrives, so a second one acts as
     if none were installed: SIGTERM ends the process, SIGINT raises KeyboardInterrupt.
     """
-    outcome: list[T | _Signalled] = []
+    outcome: list[T | _Signalled | _Escaped] = []
     try:
         async with anyio.create_task_group() as tg:
 
             async def work() -> None:
-                outcome.append(await func())
+                try:
+                    outcome.append(await func())
+                except (SystemExit, KeyboardInterrupt) as exc:
+                    # Raised in a task, these would stop the loop before anyio lets go of
+                    # its worker threads (rich raises SystemExit on a closed stdout pipe):
+                    # carried out of the loop instead, and raised there.
+                    outcome.append(_Escaped(exc))
                 tg.cancel_scope.cancel()
 
             tg.start_soon(work)
@@ -155,3 +163,10 @@ async def _until_signalled(func: Callable[[], Awaitable[T]]) -> T | _Signalled:
             raise group.exceptions[0] from None
         raise
     return outcome[0]
+
+
+class _Escaped:
+    """A SystemExit or KeyboardInterrupt of the work, re-raised outside the event loop."""
+
+    def __init__(self, exc: SystemExit | KeyboardInterrupt) -> None:
+        self.exc = exc

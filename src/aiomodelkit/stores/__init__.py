@@ -1,7 +1,7 @@
 """Object stores: one small async protocol, chosen by URL.
 
-``S3Store`` needs the ``s3`` extra and ``GCSStore`` the ``gcs`` extra; both are imported on
-first use, so the package works with neither installed.
+``S3Store`` needs the ``s3`` extra, ``GCSStore`` the ``gcs`` extra and ``AzureStore`` the
+``azure`` extra; each is imported on first use, so the package works with none installed.
 
 Example:
     >>> from aiomodelkit.stores import open_store
@@ -23,11 +23,13 @@ from ._registry import open_store as open_store
 from ._registry import parse_store_url as parse_store_url
 
 if TYPE_CHECKING:
+    from ._azure import AzureStore as AzureStore
     from ._gcs import GCSStore as GCSStore
     from ._s3 import S3Store as S3Store
 
 __all__ = [
     "DEFAULT_PREFIX",
+    "AzureStore",
     "GCSStore",
     "LocalStore",
     "MemoryStore",
@@ -42,7 +44,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # Optional extras: importing aiomodelkit.stores must not require aiobotocore or gcloud-aio.
+    # Optional extras: importing aiomodelkit.stores must not require aiobotocore, gcloud-aio
+    # or azure-storage-blob.
+    if name == "AzureStore":
+        from ._azure import AzureStore
+
+        return AzureStore
     if name == "S3Store":
         from ._s3 import S3Store
 

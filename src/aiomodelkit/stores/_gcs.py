@@ -106,6 +106,11 @@ class GCSStore(AsyncResource):
         return self._url
 
     @property
+    def endpoint(self) -> str | None:
+        """The API root when not Google's (an emulator), else None."""
+        return self._api_root
+
+    @property
     def supports_conditional_writes(self) -> bool:
         """True: GCS enforces ``ifGenerationMatch`` (fake-gcs-server 1.54 ignores it)."""
         return True

@@ -1,8 +1,11 @@
-"""Choose a store by URL: ``file:///dir``, ``s3://bucket[/prefix]``, ``gs://bucket[/prefix]``.
+"""Choose a store by URL: ``file:///dir``, ``s3://bucket[/prefix]``, ``gs://bucket[/prefix]``,
+``az://container[/prefix]``.
 
-For ``s3://`` and ``gs://`` the path after the bucket is the key prefix, ``modelkit-assets``
-when absent (modelkit's default). For ``file://`` (or a bare path) the path is the directory
-that holds the keys, i.e. modelkit's local bucket and prefix joined:
+For ``s3://``, ``gs://`` and ``az://`` the path after the bucket (or Azure container) is the
+key prefix, ``modelkit-assets`` when absent (modelkit's default). An ``az://`` URL names no
+account: the credentials say which (``AZURE_STORAGE_CONNECTION_STRING``, as for modelkit).
+For ``file://`` (or a bare path) the path is the directory that holds the keys, i.e.
+modelkit's local bucket and prefix joined:
 ``MODELKIT_STORAGE_BUCKET=/data`` with the default prefix is ``file:///data/modelkit-assets``.
 """
 
@@ -29,8 +32,8 @@ class StoreURL:
     """A parsed storage URL.
 
     Attributes:
-        scheme: ``file``, ``s3`` or ``gs``.
-        bucket: the bucket, or the local directory for ``file``.
+        scheme: ``file``, ``s3``, ``gs`` or ``az``.
+        bucket: the bucket (the container for ``az``), or the local directory for ``file``.
         prefix: the key prefix (always empty for ``file``).
     """
 
@@ -64,7 +67,7 @@ def parse_store_url(url: str | os.PathLike[str]) -> StoreURL:
         return StoreURL("file", str(Path(raw).expanduser().absolute()), "")
     if scheme not in _FACTORIES:
         raise UnknownStoreError(
-            f"unknown storage scheme {scheme!r}; use file://, s3:// or gs://",
+            f"unknown storage scheme {scheme!r}; use file://, s3://, gs:// or az://",
             store_url=f"{scheme}://…",
         )
     if parts.username is not None or parts.password is not None:
@@ -110,10 +113,22 @@ def _open_gs(url: StoreURL, options: StoreOptions) -> Store:
     return GCSStore(url.bucket, url.prefix, options=options)
 
 
+def _open_az(url: StoreURL, options: StoreOptions) -> Store:
+    try:
+        from ._azure import AzureStore
+    except ImportError as exc:  # pragma: no cover - CI installs every extra
+        raise UnknownStoreError(
+            f"az:// needs the azure extra: pip install 'aiomodelkit[azure]' ({exc})",
+            store_url=str(url),
+        ) from exc
+    return AzureStore(url.bucket, url.prefix, options=options)
+
+
 _FACTORIES: dict[str, Callable[[StoreURL, StoreOptions], Store]] = {
     "file": _open_file,
     "s3": _open_s3,
     "gs": _open_gs,
+    "az": _open_az,
 }
 
 

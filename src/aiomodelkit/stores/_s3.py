@@ -123,6 +123,11 @@ class S3Store(AsyncResource):
         return f"s3://{self._bucket}/{self._prefix}".rstrip("/")
 
     @property
+    def endpoint(self) -> str | None:
+        """The endpoint URL when not AWS's default (an S3-compatible server), else None."""
+        return self._endpoint_url
+
+    @property
     def supports_conditional_writes(self) -> bool:
         # PutObject and CompleteMultipartUpload take IfNoneMatch="*" and IfMatch (AWS, Aug and
         # Nov 2024). SeaweedFS 4.48 enforces all four; moto 5.2.5 all but IfMatch on

@@ -5,7 +5,9 @@ Each helper is a synchronous context manager that starts a server as a subproces
 
 * :class:`MotoServer`: moto's S3 server (any credentials, in memory, resettable),
 * :class:`SeaweedFSServer`: SeaweedFS's S3 gateway (real credentials and conditional PUTs),
-* :class:`FakeGCSServer`: fake-gcs-server for ``gs://`` stores.
+* :class:`FakeGCSServer`: fake-gcs-server for ``gs://`` stores,
+* :class:`AzuriteServer`: Azurite, Microsoft's emulator, for ``az://`` stores (installed from
+  npm on first use; needs Node.js).
 
 :class:`InstrumentedStore` wraps any store to count requests ("a warm start makes none")
 and to inject faults into reads (errors, truncated bodies, slow chunks).
@@ -27,6 +29,7 @@ Example:
     ...     # point an S3Store (or AWS_ENDPOINT_URL) at moto.endpoint_url
 """
 
+from ._azurite import AzuriteServer as AzuriteServer
 from ._fakegcs import FakeGCSServer as FakeGCSServer
 from ._faultproxy import FaultProxy as FaultProxy
 from ._faults import CorruptBytes as CorruptBytes
@@ -49,6 +52,7 @@ from ._moto import MotoServer as MotoServer
 from ._seaweedfs import SeaweedFSServer as SeaweedFSServer
 
 __all__ = [
+    "AzuriteServer",
     "CorruptBytes",
     "DelayFirstByte",
     "FakeGCSServer",
