@@ -42,6 +42,8 @@ def _settings(tmp_path: Path, **overrides: object) -> Settings:
         "assets_dir": tmp_path / "cache",
         "retry_backoff": 0.001,
         "retry_backoff_max": 0.01,
+        # fake-gcs-server ignores ifGenerationMatch: publishing there takes the unsafe path
+        "allow_unsafe_publish": True,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

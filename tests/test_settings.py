@@ -107,3 +107,23 @@ def test_invalid_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> Non
         Settings.load(versioning="semver")
     with pytest.raises(ConfigError, match="unknown_option"):
         Settings.load(unknown_option=1)
+
+
+def test_the_multipart_threshold_is_a_setting_the_s3_store_follows() -> None:
+    from aiomodelkit.stores import open_store
+
+    settings = Settings(multipart_threshold=256 * 1024 * 1024)
+    store = open_store("s3://bucket", options=settings.store_options())
+    assert store._multipart_threshold == 256 * 1024 * 1024  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="AIOMODELKIT_MULTIPART_THRESHOLD"):
+        Settings.load(multipart_threshold=1024)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("5368709120", 5 * 1024**3), ("256MiB", 256 * 1024**2), ("5 GiB", 5 * 1024**3)],
+)
+def test_sizes_on_the_command_line(text: str, size: int) -> None:
+    from aiomodelkit._cli._options import parse_size
+
+    assert parse_size(text) == size

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=1 * MiB, ge=4096)
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0, description="Idle timeout per chunk.")
+    multipart_threshold: int = Field(
+        default=64 * MiB,
+        ge=5 * MiB,
+        le=5 * 1024 * MiB,
+        description="S3 uploads larger than this many bytes go in parts. Raise it (up to "
+        "5 GiB, one PUT's limit) on S3-compatible servers without multipart uploads.",
+    )
 
     # -- fetching (the download engine) --
     offline: bool = Field(
@@ -187,6 +194,7 @@ class Settings(BaseSettings):
             chunk_size=self.chunk_size,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
+            multipart_threshold=self.multipart_threshold,
         )
 
     def retry_policy(self) -> RetryPolicy:

@@ -79,6 +79,8 @@ class StoreOptions:
         read_timeout: seconds a body may stay silent before the read fails as transient
             (an idle timeout, not a whole-transfer deadline).
         list_page_size: keys asked for per listing page (stores cap it at 1000).
+        multipart_threshold: S3 uploads larger than this go in parts; raise it on servers
+            without multipart uploads (a single PUT holds at most 5 GiB on AWS).
     """
 
     max_connections: int = 64
@@ -86,6 +88,7 @@ class StoreOptions:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     list_page_size: int = 1000
+    multipart_threshold: int = 64 * MiB
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
@@ -94,6 +97,8 @@ class StoreOptions:
             raise ValueError("chunk_size must be at least 1")
         if not 1 <= self.list_page_size <= 1000:
             raise ValueError("list_page_size must be between 1 and 1000")
+        if self.multipart_threshold < 5 * MiB:
+            raise ValueError("multipart_threshold must be at least 5 MiB (S3's smallest part)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from ._options import (
     AssetsDirOption,
     DryRunOption,
     ForceOption,
+    MultipartThresholdOption,
     StorageOption,
     YesOption,
     load_settings,
@@ -51,13 +52,16 @@ def _manager(
     on_event: EventCallback | None = None,
     *,
     allow_unsafe_publish: bool = False,
+    multipart_threshold: int | None = None,
 ) -> AssetsManager:
     """A manager of the configured store (``--storage``, else the environment).
 
     Raises:
         ConfigError: a setting is invalid, or no store is configured.
     """
-    settings = load_settings(storage=storage, require_store=True)
+    settings = load_settings(
+        storage=storage, require_store=True, multipart_threshold=multipart_threshold
+    )
     if allow_unsafe_publish:  # the flag turns it on; left out, the setting decides
         settings = settings.model_copy(update={"allow_unsafe_publish": True})
     return AssetsManager(settings=settings, on_event=on_event)
@@ -72,6 +76,7 @@ def _publish(
     dry_run: bool,
     call: Callable[[AssetsManager, bool], Awaitable[PublishResult]],
     allow_unsafe_publish: bool = False,
+    multipart_threshold: int | None = None,
 ) -> None:
     """Plan a publication (``call`` in a dry run), show it, confirm, then publish."""
 
@@ -82,8 +87,13 @@ def _publish(
                 if isinstance(event, ObjectUploaded):
                     progress.advance(task, event.size)
 
-            unsafe = allow_unsafe_publish
-            async with _manager(storage, on_event, allow_unsafe_publish=unsafe) as am:
+            manager = _manager(
+                storage,
+                on_event,
+                allow_unsafe_publish=allow_unsafe_publish,
+                multipart_threshold=multipart_threshold,
+            )
+            async with manager as am:
                 plan = await call(am, True)
                 progress.update(task, total=plan.size)
                 verb = "Would publish" if dry_run else "Publish"
@@ -111,6 +121,7 @@ def assets_new(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     allow_unsafe_publish: AllowUnsafePublishOption = False,
+    multipart_threshold: MultipartThresholdOption = None,
 ) -> None:
     """Publish PATH as the first version of a new asset NAME."""
     _publish(
@@ -122,6 +133,7 @@ def assets_new(
         dry_run,
         lambda am, dry: am.new(local_path, name, dry_run=dry),
         allow_unsafe_publish,
+        multipart_threshold,
     )
 
 
@@ -138,6 +150,7 @@ def assets_update(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     allow_unsafe_publish: AllowUnsafePublishOption = False,
+    multipart_threshold: MultipartThresholdOption = None,
 ) -> None:
     """Publish PATH as the next version of the existing asset NAME."""
     if bump_major and major is not None:
@@ -158,6 +171,7 @@ def assets_update(
             local_path, name, bump_major=bump_major, major=major, dry_run=dry
         ),
         allow_unsafe_publish,
+        multipart_threshold,
     )
 
 

@@ -43,6 +43,32 @@ DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Check and show what would be published; upload nothing.")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Download even if cached.")]
+_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """A size in bytes, with an optional binary unit: ``5368709120``, ``256MiB``, ``5 GiB``.
+
+    Raises:
+        typer.BadParameter: not a size.
+    """
+    number = text.strip().rstrip("BbIiKkMmGg ")
+    unit = text.strip()[len(number) :].strip().lower()
+    if not number.isdigit() or unit not in _UNITS:
+        raise typer.BadParameter(f"{text!r} is not a size (bytes, or a number with KiB/MiB/GiB)")
+    return int(number) * _UNITS[unit]
+
+
+MultipartThresholdOption = Annotated[
+    int | None,
+    typer.Option(
+        "--multipart-threshold",
+        parser=parse_size,
+        metavar="SIZE",
+        help="S3 uploads larger than this go in parts (e.g. 256MiB; up to 5GiB). Raise it for "
+        "servers without multipart uploads. Default: AIOMODELKIT_MULTIPART_THRESHOLD (64MiB).",
+    ),
+]
 AllowUnsafePublishOption = Annotated[
     bool,
     typer.Option(
@@ -74,6 +100,7 @@ def load_settings(
     storage: str | None = None,
     assets_dir: Path | None = None,
     lock_file: Path | None = None,
+    multipart_threshold: int | None = None,
     require_store: bool = False,
 ) -> Settings:
     """The settings of one command: its options (when given) over the environment.
@@ -82,12 +109,18 @@ def load_settings(
         storage: the ``--storage`` option.
         assets_dir: the ``--assets-dir`` option.
         lock_file: the ``--lock-file`` option.
+        multipart_threshold: the ``--multipart-threshold`` option.
         require_store: refuse settings without a store (the command needs one).
 
     Raises:
         ConfigError: a setting is invalid, or ``require_store`` and no store is configured.
     """
-    settings = Settings.load(storage=storage, assets_dir=assets_dir, lock_file=lock_file)
+    settings = Settings.load(
+        storage=storage,
+        assets_dir=assets_dir,
+        lock_file=lock_file,
+        multipart_threshold=multipart_threshold,
+    )
     if require_store and settings.storage is None:
         raise ConfigError("no store configured: pass --storage URL or set AIOMODELKIT_STORAGE")
     return settings

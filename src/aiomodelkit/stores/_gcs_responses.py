@@ -114,8 +114,17 @@ def range_start(response: aiohttp.ClientResponse, key: str, *, store_url: str) -
 def check_generation(
     generation: str | None, if_match: str | None, key: str, *, store_url: str
 ) -> None:
-    """Raise :class:`PreconditionFailedError` unless ``if_match`` is None or ``generation``."""
-    if if_match is not None and generation != if_match:
+    """Raise :class:`PreconditionFailedError` if the response names another generation.
+
+    A response without ``x-goog-generation`` (some emulators never send it) says nothing:
+    its generation is unknown, not changed. The tokens are compared only when both are
+    known; the end-to-end SHA-256 of the download remains the backstop.
+
+    Example:
+        >>> check_generation(None, "17", "k", store_url="gs://b")  # unknown: not a change
+        >>> check_generation("17", "17", "k", store_url="gs://b")
+    """
+    if if_match is not None and generation is not None and generation != if_match:
         raise PreconditionFailedError(
             f"object is at generation {generation}, not {if_match}",
             key=key,

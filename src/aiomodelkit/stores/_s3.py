@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import botocore.exceptions  # type: ignore[import-untyped]
 
-from aiomodelkit._errors import BucketNotFoundError, StoreError
+from aiomodelkit._errors import BucketNotFoundError, PreconditionFailedError, StoreError
 from aiomodelkit._lifecycle import AsyncResource
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["S3Store"]
 
 #: Files and byte strings above this size are uploaded in parts.
-MULTIPART_THRESHOLD = 64 * MiB
 #: Size of each uploaded part (S3's minimum is 5 MiB, except for the last part).
 MULTIPART_PART_SIZE = 16 * MiB
 
@@ -63,7 +62,8 @@ class S3Store(AsyncResource):
         aws_access_key_id: explicit credentials; when absent, the normal AWS chain is used.
         aws_secret_access_key: the secret for ``aws_access_key_id``.
         aws_session_token: a temporary session token.
-        multipart_threshold: uploads larger than this many bytes go in parts.
+        multipart_threshold: uploads larger than this many bytes go in parts (default:
+            ``options.multipart_threshold``).
         multipart_part_size: the size of each part (at least 5 MiB).
 
     Example:
@@ -83,7 +83,7 @@ class S3Store(AsyncResource):
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
-        multipart_threshold: int = MULTIPART_THRESHOLD,
+        multipart_threshold: int | None = None,
         multipart_part_size: int = MULTIPART_PART_SIZE,
     ) -> None:
         if endpoint_url is not None and "@" in urlsplit(endpoint_url).netloc:
@@ -105,7 +105,11 @@ class S3Store(AsyncResource):
         self._secrets = tuple(
             s for s in (aws_secret_access_key, aws_session_token) if s and len(s) >= 8
         )
-        self._multipart_threshold = multipart_threshold
+        self._multipart_threshold = (
+            multipart_threshold
+            if multipart_threshold is not None
+            else self._options.multipart_threshold
+        )
         self._part_size = multipart_part_size
         self._stack: AsyncExitStack | None = None
         self._client: S3Client | None = None
@@ -243,6 +247,14 @@ class S3Store(AsyncResource):
         body = response["Body"]
         try:
             store_url, skip = self.url, 0
+            etag = strip_etag(response.get("ETag"))
+            if if_match is not None and etag is not None and etag != strip_etag(if_match):
+                # The server ignored If-Match (s3rver, rclone): the tokens tell it anyway.
+                raise PreconditionFailedError(
+                    f"object has ETag {etag}, not {strip_etag(if_match)}",
+                    key=key,
+                    store_url=store_url,
+                )
             if "Range" in params:
                 skip = range_skip(key, offset, response.get("ContentRange"), store_url=store_url)
             elif length is None:

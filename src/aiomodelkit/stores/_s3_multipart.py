@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+import botocore.exceptions  # type: ignore[import-untyped]
 
 from aiomodelkit._errors import StoreError
 
 from ._base import MiB
+from ._s3_errors import error_code, error_status
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,6 +36,10 @@ __all__ = ["MIN_PART_SIZE", "upload_in_parts"]
 #: S3's smallest part, except for the last one.
 MIN_PART_SIZE = 5 * MiB
 _MAX_PARTS = 10_000
+#: What servers without multipart uploads answer CreateMultipartUpload with (pys3local: a
+#: bare 400; others: 501 NotImplemented or 405).
+_UNSUPPORTED_STATUS = frozenset({400, 405, 501})
+_UNSUPPORTED = frozenset({"NotImplemented", "MethodNotAllowed", "InvalidRequest"})
 
 
 async def upload_in_parts(
@@ -70,9 +76,21 @@ async def upload_in_parts(
     # billed, until a lifecycle rule removes it). The cancellation is taken at the next
     # await instead, inside the try below, which aborts the upload.
     with anyio.CancelScope(shield=True), mapped():
-        created = await client.create_multipart_upload(
-            Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32"
-        )
+        try:
+            created = await client.create_multipart_upload(
+                Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32"
+            )
+        except botocore.exceptions.ClientError as exc:
+            if error_status(exc) in _UNSUPPORTED_STATUS or error_code(exc) in _UNSUPPORTED:
+                raise StoreError(
+                    f"the server refused to start a multipart upload ({error_code(exc) or ''} "
+                    f"HTTP {error_status(exc)}); it may not support them: raise "
+                    "multipart_threshold (AIOMODELKIT_MULTIPART_THRESHOLD, "
+                    "--multipart-threshold; up to 5 GiB) above the size of the largest file "
+                    f"({size} bytes here) to upload each file in one request",
+                    key=key,
+                ) from exc
+            raise
     upload_id = created["UploadId"]
     parts: list[CompletedPartTypeDef] = [{} for _ in range(count)]
     numbers = iter(range(1, count + 1))
