@@ -91,7 +91,7 @@ async def test_directory_asset_round_trip(
         result = await am.new(model_dir, "category/deep/name/tok")
         fetched = await am.fetch("category/deep/name/tok:0.0")
         sub = await am.fetch("category/deep/name/tok:0[sub/deeper/ファイル.txt]")
-        with pytest.raises(AssetNotFoundError, match="no file .sub/missing.txt. in version 0.0"):
+        with pytest.raises(AssetNotFoundError, match=r"no file .sub/missing\.txt. in version 0\.0"):
             await am.fetch("category/deep/name/tok[sub/missing.txt]")
     assert result.is_directory
     assert result.objects == 4
