@@ -32,8 +32,10 @@ from ._errors import (
     AssetExistsError,
     AssetNotFoundError,
     ConfigError,
+    ModelkitError,
     PreconditionFailedError,
     PublishConflictError,
+    first_error,
 )
 from ._events import Emitter, ObjectUploaded
 from ._layout import (
@@ -351,6 +353,10 @@ class Publisher:
                 for key in created:
                     await self._store.delete(key)
             raise group.exceptions[0] from None
+        except* ModelkitError as group:
+            # One publication, one error: the first upload failure, which cancelled the rest.
+            first = first_error(group)
+            raise first from first.__cause__
         meta = AssetMeta(
             is_directory=is_dir,
             files=tuple(FileEntry(f.relpath, f.size, f.sha256) for f in files),

@@ -306,6 +306,7 @@ class S3Store(AsyncResource):
             "MaxKeys": self._options.list_page_size,
         }
         last: str | None = None  # the last key listed: where a v1 listing resumes
+        seen: set[str] = set()  # a key listed twice: the server's pages cannot be trusted
         list_page: Callable[..., Awaitable[Any]] = client.list_objects_v2
         while True:
             with self._map_errors(None):
@@ -314,6 +315,17 @@ class S3Store(AsyncResource):
             previous = last
             for item in page.get("Contents", []):
                 last = item["Key"]
+                if last in seen:
+                    # s3rver resumes "after the last key" over an unsorted walk: its pages
+                    # repeat some keys and lose others. Never pass that off as complete.
+                    raise StoreError(
+                        f"the server listed {last!r} on two pages of one listing, so its "
+                        "pages also miss keys: refusing to return a partial listing (list "
+                        "with larger pages, or use a server whose listings page correctly)",
+                        key=full_prefix,
+                        store_url=self.url,
+                    )
+                seen.add(last)
                 key = last[strip:]
                 if not key or key.endswith("/"):
                     continue  # "folder" markers made by consoles are not objects
