@@ -21,8 +21,10 @@ from aiomodelkit import (
     Settings,
     __version__,
 )
-from aiomodelkit.stores import Store
+from aiomodelkit.stores import MemoryStore, Store
 from aiomodelkit.stores._base import read_small_object
+from aiomodelkit.testing import InstrumentedStore
+from aiomodelkit.testing._instrumented import Fault, transient
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -322,3 +324,25 @@ async def test_concurrent_updates_on_seaweedfs(
     assert versions == [f"0.{i}" for i in range(6, -1, -1)]
     contents = sorted(f.path.read_text() for f in fetched.values())
     assert contents == [f"content {i}" for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"truncate_after": 3}, {"fail": transient()}],
+    ids=["truncated body", "503"],
+)
+async def test_the_index_read_of_a_publish_is_retried(
+    tmp_path: Path, fault: dict[str, object]
+) -> None:
+    """Issue 14, item 5: one truncated response to the .versions read failed a whole publish."""
+    store = InstrumentedStore(MemoryStore())
+    source = tmp_path / "w.bin"
+    source.write_bytes(b"weights")
+    settings = Settings(assets_dir=tmp_path / "cache", pushed_by="t", retry_backoff=0.001)
+    async with AssetsManager(storage=store, settings=settings) as am:
+        await am.new(source, "models/clf")
+        store.inject(Fault(lambda key: key.endswith(".versions"), times=1, **fault))  # type: ignore[arg-type]
+        before = store.count("read", ".versions")
+        assert (await am.update(source, "models/clf")).version == "0.1"
+        assert await am.versions("models/clf") == ["0.1", "0.0"]
+    assert store.count("read", ".versions") - before >= 3  # the retry, then the index rewrite

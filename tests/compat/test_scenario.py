@@ -84,7 +84,7 @@ def _settings(backend: Backend, assets_dir: Path, **values: Any) -> Settings:
         range_threshold=MiB,
         range_part_size=MiB,
         # A wedged server fails the test in seconds, not after retries with backoff.
-        max_attempts=2,
+        max_attempts=4,
         retry_backoff=0.05,
         **{**dict(backend.settings), **values},
     )
@@ -192,7 +192,7 @@ async def test_fetch_in_a_second_process(
         **backend.env,
         "AIOMODELKIT_RANGE_THRESHOLD": str(MiB),
         "AIOMODELKIT_RANGE_PART_SIZE": str(MiB),
-        "AIOMODELKIT_MAX_ATTEMPTS": "2",
+        "AIOMODELKIT_MAX_ATTEMPTS": "4",
     }
     specs = [f"{BIG_ASSET}:0.0", f"{DIR_ASSET}:0[sub/deeper/config.json]"]
     argv = [sys.executable, "-m", "aiomodelkit", "assets", "fetch", *specs]
@@ -241,7 +241,7 @@ async def test_publish_race(backend: Backend, tmp_path: Path) -> None:
     first.write_bytes(b"the first version")
     async with _manager(backend, tmp_path / "publisher-cache") as am:
         await am.new(first, "compat/race")
-    env = {**_environ(), **backend.env, "AIOMODELKIT_MAX_ATTEMPTS": "2"}
+    env = {**_environ(), **backend.env, "AIOMODELKIT_MAX_ATTEMPTS": "4"}
     if Gap.IGNORES_CONDITIONAL_WRITES in backend.gaps:
         env["AIOMODELKIT_ALLOW_UNSAFE_PUBLISH"] = "true"
     sources = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
-from aiomodelkit._errors import InvalidStoreDataError, StoreError
+from aiomodelkit._errors import InvalidStoreDataError, StoreError, StoreUnavailableError
 from aiomodelkit._values import DEFAULT_PREFIX, MiB, StoreOptions
 
 if TYPE_CHECKING:
@@ -187,6 +187,8 @@ async def read_small_object(store: Store, key: str, *, max_size: int = 16 * MiB)
     Raises:
         InvalidStoreDataError: the object is larger than ``max_size``.
         AssetNotFoundError: no such object.
+        StoreUnavailableError: the body ended before the size the store announced (a
+            dropped connection: transient, retried by the callers).
     """
     parts: list[bytes] = []
     total = 0
@@ -200,6 +202,11 @@ async def read_small_object(store: Store, key: str, *, max_size: int = 16 * MiB)
                     store_url=store.url,
                 )
             parts.append(chunk)
+        expected = chunks.info.size
+    if total != expected:
+        raise StoreUnavailableError(
+            f"the body ended after {total} of {expected} bytes", key=key, store_url=store.url
+        )
     return b"".join(parts)
 
 
