@@ -88,9 +88,11 @@ def test_unprefixed_variables_are_never_read(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_modelkit_provider_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELKIT_STORAGE_PROVIDER", "az")
+    monkeypatch.setenv("MODELKIT_STORAGE_PROVIDER", "az")  # modelkit's Azure: supported
     monkeypatch.setenv("MODELKIT_STORAGE_BUCKET", "container")
-    with pytest.raises(ConfigError, match="'az' is not supported"):
+    assert Settings().storage == "az://container/modelkit-assets"
+    monkeypatch.setenv("MODELKIT_STORAGE_PROVIDER", "ftp")
+    with pytest.raises(ConfigError, match="'ftp' is not supported"):
         Settings()
     monkeypatch.setenv("MODELKIT_STORAGE_PROVIDER", "s3")
     monkeypatch.setenv("MODELKIT_STORAGE_BUCKET", "")

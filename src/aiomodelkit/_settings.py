@@ -298,13 +298,13 @@ class _FallbackSource(EnvSettingsSource):
                 )
             if provider == "local":
                 values["storage"] = Path(bucket, prefix).absolute().as_uri()
-            elif provider in ("s3", "gcs"):
-                scheme = "s3" if provider == "s3" else "gs"
+            elif provider in ("s3", "gcs", "az"):
+                scheme = {"s3": "s3", "gcs": "gs", "az": "az"}[provider]
                 values["storage"] = f"{scheme}://{bucket}/{prefix}".rstrip("/")
             else:
                 raise ConfigError(
                     f"MODELKIT_STORAGE_PROVIDER={provider!r} is not supported "
-                    "(aiomodelkit supports local, s3 and gcs)"
+                    "(aiomodelkit supports local, s3, gcs and az)"
                 )
         return values
 
