@@ -10,6 +10,8 @@ from aiomodelkit._cache import AssetCache, VersionClaim, _exchange, _is_stale, _
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import pytest
+
 
 def test_exchange_swaps_directories_atomically(tmp_path: Path) -> None:
     new, old = tmp_path / "new", tmp_path / "old"
@@ -89,3 +91,25 @@ def test_a_claim_without_locking_never_waits(tmp_path: Path) -> None:
     assert not first.held
     assert not second.held
     assert not (tmp_path / ".locks").exists()
+
+
+def test_a_copy_another_process_published_meanwhile_is_never_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the lock (cache_locking off): B looked, found nothing, then A published. B's
+    publish must keep A's copy (its readers may be reading it) and discard its own."""
+    cache = AssetCache(tmp_path / "cache")
+    first = cache.new_staging("models/x", "1.0", True, ["w.bin"])
+    (first / "w.bin").write_text("A")
+    assert cache.publish("models/x", "1.0", first, True)
+    final = cache.version_path("models/x", "1.0")
+    inode = final.stat().st_ino
+    late = cache.new_staging("models/x", "1.0", True, ["w.bin"])
+    (late / "w.bin").write_text("B")
+    looks = [False]  # B's first look happened before A's rename
+    complete = cache.is_complete
+    monkeypatch.setattr(cache, "is_complete", lambda n, v: looks.pop() if looks else complete(n, v))
+    assert not cache.publish("models/x", "1.0", late, True)
+    assert (final / "w.bin").read_text() == "A"
+    assert final.stat().st_ino == inode  # the very same directory, never moved
+    assert not late.exists()

@@ -219,14 +219,22 @@ class AssetCache:
                 # Swapped in one step: readers saw the old copy, then the new one.
                 self.discard(staging)  # now holds the old copy
                 return True
-            self._move_aside(final)
-            try:
-                os.rename(staging, final)
-            except OSError:
-                if not self.is_complete(name, version):
-                    raise
-                self.discard(staging)  # another process published between our two steps
-                return False
+            # Rename first: it fails if anything sits at the final path. Only then look at
+            # what does: a complete copy (another process published first) is never moved,
+            # since its readers may be reading it; only an incomplete leftover (modelkit's
+            # interrupted in-place download) is moved aside, and ours renamed once more.
+            for attempt in range(2):
+                try:
+                    os.rename(staging, final)
+                except OSError:
+                    if not replace and self.is_complete(name, version):
+                        self.discard(staging)  # another process published first
+                        return False
+                    if attempt:
+                        raise
+                    self._move_aside(final)  # a leftover, or the old copy force replaces
+                else:
+                    break
         else:
             # Marker first: a crash between the two leaves a marker without a file, which
             # reads as incomplete and is downloaded again.

@@ -43,15 +43,10 @@ from ._azure_auth import (
 )
 from ._azure_client import AzureClients, open_clients
 from ._azure_errors import describe, map_azure_errors
-from ._azure_reads import (
-    body_chunks,
-    md5_hex,
-    no_chunks,
-    range_start,
-    response_info,
-)
+from ._azure_reads import md5_hex, response_info
 from ._azure_uploads import put_blob
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
+from ._http_body import body_chunks, no_chunks, range_start
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -301,13 +296,11 @@ class AzureStore(AsyncResource):
                 )
             chunks = body_chunks(
                 response,
-                key,
                 skip=offset - start,
                 limit=length,
                 chunk_size=opts.chunk_size,
                 read_timeout=opts.read_timeout,
-                store_url=self.url,
-                secrets=self._reader_secrets(),
+                mapped=partial(self._map_errors, key),
             )
             yield ObjectStream(response_info(key, response, store_url=self.url), chunks)
         finally:

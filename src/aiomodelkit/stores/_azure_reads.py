@@ -31,11 +31,11 @@ import yarl
 
 from aiomodelkit._errors import InvalidStoreDataError
 
-from ._azure_errors import map_azure_errors, status_error
+from ._azure_errors import status_error
 from ._base import ObjectInfo
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     import aiohttp
     from azure.core.credentials import AccessToken
@@ -45,11 +45,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BlobReader",
     "ReadAuth",
-    "body_chunks",
     "md5_hex",
-    "no_chunks",
     "parse_http_date",
-    "range_start",
     "response_info",
 ]
 
@@ -272,66 +269,3 @@ def response_info(key: str, response: aiohttp.ClientResponse, *, store_url: str)
         md5=md5_hex(md5),
         updated=parse_http_date(headers.get("Last-Modified")),
     )
-
-
-def range_start(response: aiohttp.ClientResponse, key: str, *, store_url: str) -> int:
-    """Where the body starts in the blob, from ``Content-Range: bytes a-b/n`` (0 without)."""
-    value = response.headers.get("Content-Range")
-    if value is None:
-        return 0
-    unit, _, rest = value.partition(" ")
-    first = rest.partition("-")[0]
-    if unit != "bytes" or not first.isdigit():
-        raise InvalidStoreDataError(
-            f"unreadable Content-Range {value[:64]!r}", key=key, store_url=store_url
-        )
-    return int(first)
-
-
-async def body_chunks(
-    response: aiohttp.ClientResponse,
-    key: str,
-    *,
-    skip: int,
-    limit: int | None,
-    chunk_size: int,
-    read_timeout: float,
-    store_url: str,
-    secrets: Sequence[str],
-) -> AsyncIterator[bytes]:
-    """Full ``chunk_size`` chunks of the body (the last may be short), each read under the
-    idle timeout; ``skip`` bytes are dropped first and at most ``limit`` delivered."""
-    remaining = limit
-    parts: list[bytes] = []
-    filled = 0
-    while remaining is None or remaining > 0:
-        if skip:
-            want = min(skip, chunk_size)
-        else:
-            want = chunk_size - filled if remaining is None else min(chunk_size - filled, remaining)
-        with (
-            map_azure_errors(key=key, store_url=store_url, secrets=secrets),
-            anyio.fail_after(read_timeout),
-        ):
-            data = await response.content.read(want)
-        if not data:
-            break
-        if skip:
-            skip -= len(data)  # read() never returns more than asked
-            continue
-        if remaining is not None:
-            remaining -= len(data)
-        parts.append(data)
-        filled += len(data)
-        if filled == chunk_size:
-            yield parts[0] if len(parts) == 1 else b"".join(parts)
-            parts, filled = [], 0
-    if parts:
-        yield b"".join(parts)
-
-
-async def no_chunks() -> AsyncIterator[bytes]:
-    """An empty body."""
-    empty: tuple[bytes, ...] = ()
-    for chunk in empty:
-        yield chunk

@@ -34,16 +34,10 @@ from aiomodelkit._lifecycle import AsyncResource
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
 from ._gcs_auth import check_credentials
-from ._gcs_errors import describe, translate
-from ._gcs_responses import (
-    body_chunks,
-    check_generation,
-    no_chunks,
-    object_info,
-    range_start,
-    response_info,
-)
+from ._gcs_errors import describe, translate, translated
+from ._gcs_responses import check_generation, object_info, response_info
 from ._gcs_uploads import upload_object
+from ._http_body import body_chunks, no_chunks, range_start
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -236,12 +230,11 @@ class GCSStore(AsyncResource):
                 info = response_info(key, response, store_url=self._url)
                 chunks = body_chunks(
                     response,
-                    key,
                     skip=offset - start,
                     limit=length,
                     chunk_size=self._options.chunk_size,
                     read_timeout=self._options.read_timeout,
-                    store_url=self._url,
+                    mapped=partial(translated, key, self._url),
                 )
                 yield ObjectStream(info, chunks)
             finally:

@@ -18,6 +18,8 @@ Messages carry the HTTP status and Google's error text, never a request URL.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -30,9 +32,23 @@ from aiomodelkit._errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["describe", "translate"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["describe", "translate", "translated"]
 
 _MAX_MESSAGE = 200
+
+
+@contextmanager
+def translated(key: str | None, store_url: str) -> Iterator[None]:
+    """Raise what :func:`translate` makes of any client error raised inside."""
+    try:
+        yield
+    except ModelkitError:
+        raise
+    except Exception as exc:
+        raise translate(exc, key, store_url) from exc
 
 
 def translate(exc: Exception, key: str | None, store_url: str) -> ModelkitError:

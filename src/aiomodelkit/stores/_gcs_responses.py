@@ -12,24 +12,18 @@ import binascii
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from aiomodelkit._errors import InvalidStoreDataError, PreconditionFailedError
 
 from ._base import ObjectInfo
-from ._gcs_errors import translate
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import Mapping
 
     import aiohttp
 
 __all__ = [
-    "body_chunks",
     "check_generation",
-    "no_chunks",
     "object_info",
-    "range_start",
     "response_info",
 ]
 
@@ -97,20 +91,6 @@ def response_info(key: str, response: aiohttp.ClientResponse, *, store_url: str)
     )
 
 
-def range_start(response: aiohttp.ClientResponse, key: str, *, store_url: str) -> int:
-    """Where the body starts in the object, from ``Content-Range: bytes a-b/n``."""
-    value = response.headers.get("Content-Range")
-    if value is None:
-        return 0
-    unit, _, rest = value.partition(" ")
-    first = rest.partition("-")[0]
-    if unit != "bytes" or not first.isdigit():
-        raise InvalidStoreDataError(
-            f"unreadable Content-Range {value[:64]!r}", key=key, store_url=store_url
-        )
-    return int(first)
-
-
 def check_generation(
     generation: str | None, if_match: str | None, key: str, *, store_url: str
 ) -> None:
@@ -130,50 +110,3 @@ def check_generation(
             key=key,
             store_url=store_url,
         )
-
-
-async def body_chunks(
-    response: aiohttp.ClientResponse,
-    key: str,
-    *,
-    skip: int,
-    limit: int | None,
-    chunk_size: int,
-    read_timeout: float,
-    store_url: str,
-) -> AsyncIterator[bytes]:
-    """Full ``chunk_size`` chunks of the body, each read under the idle timeout."""
-    size = chunk_size
-    remaining = limit  # bytes still to deliver, None for all
-    parts: list[bytes] = []
-    filled = 0
-    while remaining is None or remaining > 0:
-        if skip:
-            want = min(skip, size)
-        else:
-            want = size - filled if remaining is None else min(size - filled, remaining)
-        try:
-            with anyio.fail_after(read_timeout):
-                data = await response.content.read(want)
-        except Exception as exc:
-            raise translate(exc, key, store_url) from exc
-        if not data:
-            break
-        if skip:
-            skip -= len(data)  # read() never returns more than asked
-            continue
-        if remaining is not None:
-            remaining -= len(data)
-        parts.append(data)
-        filled += len(data)
-        if filled == size:
-            yield parts[0] if len(parts) == 1 else b"".join(parts)
-            parts, filled = [], 0
-    if parts:
-        yield b"".join(parts)
-
-
-async def no_chunks() -> AsyncIterator[bytes]:
-    empty: tuple[bytes, ...] = ()
-    for chunk in empty:
-        yield chunk
