@@ -199,7 +199,7 @@ def test_a_server_serves_makes_buckets_and_cleans_up(name: str) -> None:
     with server:
         assert repr(server) == f"{type(server).__name__}({server.endpoint_url})"
         assert server.endpoint_url.startswith("http://127.0.0.1:")
-        workdir = Path(server._workdir.name)  # type: ignore[attr-defined]
+        workdir = server._temporary_dir()  # made by the start, removed by the stop
         assert workdir.is_dir()
         create: Callable[[str], None] = server.create_bucket  # type: ignore[attr-defined]
         assert not _bucket_exists(server, "one-bucket")

@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import base64
 import secrets
-import tempfile
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ._npm import node_tools, npm_install
-from ._process import HOST, OPENER, Launch, SubprocessServer
+from ._process import HOST, Launch, SubprocessServer, answers, create_with_put
 
 __all__ = ["AZURITE_VERSION", "AzuriteServer", "install_azurite"]
 
@@ -77,6 +74,8 @@ class AzuriteServer(SubprocessServer):
     name = "Azurite"
     _poll_interval = 0.05
     _stop_grace = 5.0
+    # Azurite writes nothing in memory mode, but run it where stray files do no harm.
+    _temporary_prefix = "azurite-"
 
     def __init__(
         self,
@@ -89,7 +88,6 @@ class AzuriteServer(SubprocessServer):
         self._install_dir = install_dir
         self.account = account
         self.account_key = base64.b64encode(secrets.token_bytes(32)).decode()
-        self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._entry: Path | None = None
 
     # The base's repr shows the endpoint only: never the key.
@@ -121,9 +119,6 @@ class AzuriteServer(SubprocessServer):
         node, _ = node_tools()
         if self._entry is None:
             raise RuntimeError("Azurite is not installed: start() installs it")
-        if self._workdir is None:
-            # Azurite writes nothing in memory mode, but run it where stray files do no harm.
-            self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")
         argv = [
             node, str(self._entry),
             "--blobHost", HOST, "--blobPort", str(port),
@@ -132,27 +127,11 @@ class AzuriteServer(SubprocessServer):
         ]  # fmt: skip
         # A minimal environment: node needs none, and the account comes from this variable.
         env = {"AZURITE_ACCOUNTS": f"{self.account}:{self.account_key}"}
-        return Launch(argv, port, cwd=Path(self._workdir.name), env=env)
+        return Launch(argv, port, cwd=self._temporary_dir(), env=env)
 
     def _is_ready(self) -> bool:
         # Any HTTP answer means it serves (an unsigned request gets 403 or 400).
-        try:
-            with OPENER.open(f"{self.endpoint_url}/{self.account}?comp=list", timeout=2):
-                return True
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            return True
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def stop(self) -> None:
-        """Stop the server and remove its working directory; idempotent."""
-        try:
-            super().stop()
-        finally:
-            workdir, self._workdir = self._workdir, None
-            if workdir is not None:
-                workdir.cleanup()
+        return answers(f"{self.endpoint_url}/{self.account}?comp=list")
 
     def create_container(self, name: str) -> None:
         """Create a container; an existing one is kept.
@@ -161,8 +140,8 @@ class AzuriteServer(SubprocessServer):
         """
         from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 
-        # Signed by the SDK, sent by urllib through OPENER: the SDK's own (requests-based)
-        # client would go through an HTTP proxy the developer has set.
+        # Signed by the SDK, sent by urllib through the helpers' proxy-free opener: the SDK's
+        # own (requests-based) client would go through an HTTP proxy the developer has set.
         sas = generate_account_sas(
             self.account,
             self.account_key,
@@ -170,13 +149,5 @@ class AzuriteServer(SubprocessServer):
             permission=AccountSasPermissions(create=True),
             expiry=datetime.now(UTC) + timedelta(minutes=10),
         )
-        request = urllib.request.Request(
-            f"{self.account_url}/{name}?restype=container&{sas}", method="PUT", data=b""
-        )
-        try:
-            with OPENER.open(request, timeout=10) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            if exc.code != 409:  # ContainerAlreadyExists
-                raise
+        # 409: ContainerAlreadyExists
+        create_with_put(f"{self.account_url}/{name}?restype=container&{sas}")

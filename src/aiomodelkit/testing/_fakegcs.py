@@ -12,12 +12,10 @@ the bucket or the object is missing.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING
 
-from ._process import HOST, OPENER, Launch, SubprocessServer, answers_ok
+from ._gcsadmin import GCSTestServer
+from ._process import HOST, Launch, answers_ok
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["FakeGCSServer"]
 
 
-class FakeGCSServer(SubprocessServer):
+class FakeGCSServer(GCSTestServer):
     """A fake-gcs-server on ``127.0.0.1``, in memory, started on entry and stopped on exit.
 
     Point a store at it with ``GCSStore(bucket, api_root=server.endpoint_url)`` (or set
@@ -45,6 +43,7 @@ class FakeGCSServer(SubprocessServer):
     name = "fake-gcs-server"
     _poll_interval = 0.02
     _stop_grace = 5.0
+    _reset_route = ("POST", "/_internal/delete_all")
 
     def _launch(self, port: int) -> Launch:
         argv = [str(_binary()), "-scheme", "http", "-host", HOST, "-port", str(port)]
@@ -52,29 +51,6 @@ class FakeGCSServer(SubprocessServer):
 
     def _is_ready(self) -> bool:
         return answers_ok(f"{self.endpoint_url}/_internal/healthcheck")
-
-    def reset(self) -> None:
-        """Delete every bucket and object."""
-        self._request("POST", "/_internal/delete_all")
-
-    def create_bucket(self, name: str) -> None:
-        """Create a bucket; an existing one is kept."""
-        try:
-            self._request("POST", "/storage/v1/b?project=test", {"name": name})
-        except urllib.error.HTTPError as exc:
-            if exc.code != 409:
-                raise
-
-    def _request(self, method: str, path: str, payload: object = None) -> None:
-        data = json.dumps(payload).encode() if payload is not None else b""
-        request = urllib.request.Request(
-            f"{self.endpoint_url}{path}",
-            method=method,
-            data=data,
-            headers={"Content-Type": "application/json"},
-        )
-        with OPENER.open(request, timeout=10) as resp:
-            resp.read()
 
 
 def _binary() -> Path:

@@ -11,7 +11,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from ._process import HOST, OPENER, Launch, SubprocessServer, answers_ok
+from ._process import HOST, OPENER, Launch, SubprocessServer, answers_ok, create_with_put
 
 __all__ = ["MotoServer"]
 
@@ -49,11 +49,7 @@ class MotoServer(SubprocessServer):
 
     def create_bucket(self, name: str) -> None:
         """Create a bucket (moto takes an unsigned path-style PUT); existing buckets are kept."""
-        try:
-            self._request("PUT", f"/{name}")
-        except urllib.error.HTTPError as exc:
-            if exc.code != 409:  # BucketAlreadyOwnedByYou
-                raise
+        create_with_put(f"{self.endpoint_url}/{name}")  # 409: BucketAlreadyOwnedByYou
 
     def _request(self, method: str, path: str) -> None:
         request = urllib.request.Request(f"{self.endpoint_url}{path}", method=method, data=b"")

@@ -6,25 +6,33 @@ they all need: pick a free loopback port, start the process with its output in a
 a health check until it answers, and try again on a fresh port when another process took the
 port between the probe and the server's bind. A subclass gives a name, the command for a
 port (:meth:`SubprocessServer._launch`) and a health check
-(:meth:`SubprocessServer._is_ready`).
+(:meth:`SubprocessServer._is_ready`); one that needs a scratch directory asks for
+:meth:`SubprocessServer._temporary_dir`, which :meth:`SubprocessServer.stop` removes once the
+process is gone. :func:`installed_command` and :func:`child_env` find a server's command and
+build its environment; :func:`answers_ok`, :func:`answers` and :func:`create_with_put` are the
+few requests the helpers send.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Mapping
     from types import TracebackType
 
 __all__ = [
@@ -33,8 +41,12 @@ __all__ = [
     "BackgroundServer",
     "Launch",
     "SubprocessServer",
+    "answers",
     "answers_ok",
+    "child_env",
+    "create_with_put",
     "free_port",
+    "installed_command",
     "port_is_free",
     "read_tail",
     "stop_process",
@@ -72,6 +84,71 @@ def answers_ok(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def create_with_put(
+    url: str, *, headers: Mapping[str, str] | None = None, exists: tuple[bytes, ...] = ()
+) -> None:
+    """Create a bucket or container with an empty ``PUT``; one that exists already is kept.
+
+    Args:
+        url: where to ``PUT`` (with its signature in the query, if it needs one).
+        headers: request headers (a signature, if it needs one).
+        exists: error codes that also mean "it exists already" when an error body holds
+            one (a 409 always does).
+
+    Raises:
+        urllib.error.HTTPError: the server refused for another reason.
+    """
+    request = urllib.request.Request(url, method="PUT", data=b"", headers=dict(headers or {}))
+    try:
+        with OPENER.open(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read() if exists else b""
+        exc.close()
+        if exc.code != 409 and not any(code in body for code in exists):
+            raise
+
+
+def installed_command(name: str, *, pip: str) -> Path:
+    """The command ``name`` a wheel installed beside the interpreter, else the first on ``PATH``.
+
+    Args:
+        name: the command (a wheel's script or bundled binary).
+        pip: what to ``pip install`` to get it (named in the error).
+
+    Raises:
+        FileNotFoundError: the command is in neither place.
+    """
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return beside
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"the {name!r} command is missing: pip install {pip}")
+    return Path(found)
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """Our environment with ``overrides`` on top, for a server that needs it.
+
+    A Python child needs its locale, ``PATH``...; a server that needs nothing of ours gets a
+    minimal environment of its own instead, so no variable of the developer's changes it.
+    """
+    return {**os.environ, **overrides}  # noqa: TID251 - a child's env, not a setting
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` gives any HTTP answer within 2 s (a 400 or 403 counts: it serves)."""
+    try:
+        with OPENER.open(url, timeout=2) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        exc.close()
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
 
 
 def read_tail(output: IO[bytes], limit: int = 8192) -> str:
@@ -160,7 +237,9 @@ class _AttemptError(Exception):
 class SubprocessServer(BackgroundServer):
     """A server run as a subprocess on ``127.0.0.1``, stopped on :meth:`stop` or at exit.
 
-    Subclasses set :attr:`name` and implement :meth:`_launch` and :meth:`_is_ready`.
+    Subclasses set :attr:`name` and implement :meth:`_launch` and :meth:`_is_ready`. One
+    that needs a working directory takes :meth:`_temporary_dir` (named after
+    :attr:`_temporary_prefix`): made on first use, removed by :meth:`stop` after the process.
 
     Args:
         startup_timeout: seconds to wait, per attempt, for the health check to pass.
@@ -174,12 +253,15 @@ class SubprocessServer(BackgroundServer):
     _stop_grace: ClassVar[float] = 10.0
     #: Start attempts, each on a fresh port.
     _attempts: ClassVar[int] = 3
+    #: The name prefix of the directory :meth:`_temporary_dir` makes.
+    _temporary_prefix: ClassVar[str] = "server-"
 
     def __init__(self, *, startup_timeout: float = 30.0) -> None:
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[..., SubprocessServer] | None = None
         self._port: int | None = None
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
 
     def __repr__(self) -> str:
         state = self.endpoint_url if self._port is not None else "stopped"
@@ -205,6 +287,15 @@ class SubprocessServer(BackgroundServer):
     def _is_ready(self) -> bool:
         """The health check: True once the server answers as it should."""
         raise NotImplementedError
+
+    def _temporary_dir(self) -> Path:
+        """The server's own temporary directory, made on first use; :meth:`stop` removes it.
+
+        A failed attempt stops the server, so each attempt gets a fresh one.
+        """
+        if self._temporary is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix=self._temporary_prefix)
+        return Path(self._temporary.name)
 
     def _worth_retrying(self, output_tail: str, *, exited: bool) -> bool:
         """Whether a failed attempt may succeed on another port: by default, a clash."""
@@ -276,8 +367,18 @@ class SubprocessServer(BackgroundServer):
             time.sleep(self._poll_interval)
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after a grace period); idempotent."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self._process = self._finalizer = None
-        self._port = None
+        """Stop the server (SIGTERM, then SIGKILL after a grace period); idempotent.
+
+        Its temporary directory (:meth:`_temporary_dir`), if any, is removed after the process
+        is gone.
+        """
+        try:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._process = self._finalizer = None
+            self._port = None
+        finally:
+            # Only once the process is gone: it may write there until it exits.
+            temporary, self._temporary = self._temporary, None
+            if temporary is not None:
+                temporary.cleanup()

