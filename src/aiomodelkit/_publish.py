@@ -377,7 +377,14 @@ class Publisher:
             PublishConflictError: another publisher overwrote the version or the index.
         """
         key = meta_key(name, version)
-        if await read_small_object(self._store, key) != meta:
+        written = await retrying(
+            self._retry,
+            lambda: read_small_object(self._store, key),
+            emitter=self._emitter,
+            asset=name,
+            key=key,
+        )
+        if written != meta:
             raise PublishConflictError(
                 f"version {version} was overwritten by another publisher while it was "
                 f"published ({self._store.url} ignores conditional writes): check it with "
