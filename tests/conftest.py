@@ -63,6 +63,12 @@ _SYNC_HELPERS = (
     "aiomodelkit.testing._seaweedfs",
     "aiomodelkit.testing._azurite",
     "aiomodelkit.testing._npm",
+    "aiomodelkit.testing._gcsadmin",
+    "aiomodelkit.testing._s3admin",
+    "aiomodelkit.testing._s3rver",
+    "aiomodelkit.testing._rclone",
+    "aiomodelkit.testing._pys3local",
+    "aiomodelkit.testing._gcpemu",
 )
 
 
