@@ -16,12 +16,8 @@ lease and reads the meta and index back to detect an overwrite.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -49,16 +45,19 @@ from ._layout import (
     versions_key,
 )
 from ._retry import retrying
-from ._spec import AssetSpec, validate_asset_name, validate_relative_path
+from ._sources import SourceFile, scan_source
+from ._spec import AssetSpec, validate_asset_name
 from ._values import RetryPolicy
 from ._version import __version__
 from .stores._base import Store, read_small_object
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ._versioning import VersioningSystem
     from .stores._base import ObjectInfo
 
-__all__ = ["PublishResult", "Publisher", "SourceFile", "scan_source"]
+__all__ = ["PublishResult", "Publisher"]
 
 #: Concurrent uploads per publication.
 UPLOAD_CONCURRENCY = 16
@@ -66,16 +65,6 @@ UPLOAD_CONCURRENCY = 16
 MAX_VERSION_ATTEMPTS = 8
 #: How many times the index write is retried when another publisher changed it.
 MAX_INDEX_ATTEMPTS = 50
-
-
-@dataclass(frozen=True, slots=True)
-class SourceFile:
-    """One local file to publish."""
-
-    relpath: str  # "" for a file asset
-    path: Path
-    size: int
-    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,57 +91,6 @@ class PublishResult:
     def spec(self) -> AssetSpec:
         """The pinned spec of the published version."""
         return AssetSpec(self.name, self.version)
-
-
-def scan_source(local_path: Path) -> tuple[bool, list[SourceFile]]:
-    """List and hash the files to publish (blocking: run it in a worker thread).
-
-    Regular files are published, following file symlinks; directory symlinks and special
-    files are skipped, as empty directories are (the layout cannot represent them).
-
-    Raises:
-        ConfigError: the path does not exist, holds no file, or a file or directory in it
-            cannot be read (never skipped: the version would silently lack it).
-        InvalidAssetSpecError: a file name cannot be a key (backslash, control character).
-    """
-    try:
-        return _scan(local_path)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        if exc.filename and str(exc.filename) != str(local_path):
-            reason = f"cannot read {str(exc.filename)!r}: {reason}"
-        raise ConfigError(f"cannot publish {str(local_path)!r}: {reason}") from None
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
-
-
-def _scan(local_path: Path) -> tuple[bool, list[SourceFile]]:
-    if local_path.is_file():
-        return False, [_source_file("", local_path)]
-    if not local_path.is_dir():
-        raise ConfigError(f"nothing to publish at {str(local_path)!r}: no such file or directory")
-    files: list[SourceFile] = []
-    for directory, _dirnames, filenames in os.walk(local_path, onerror=_raise):
-        for filename in filenames:
-            path = Path(directory, filename)
-            if not stat.S_ISREG(path.stat().st_mode):
-                continue
-            relpath = path.relative_to(local_path).as_posix()
-            validate_relative_path(relpath, what="file name", allow_space=True)
-            files.append(_source_file(relpath, path))
-    if not files:
-        raise ConfigError(f"nothing to publish: {str(local_path)!r} holds no file")
-    files.sort(key=lambda f: f.relpath)
-    return True, files
-
-
-def _source_file(relpath: str, path: Path) -> SourceFile:
-    with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        size = os.fstat(handle.fileno()).st_size
-    return SourceFile(relpath, path, size, digest)
 
 
 class Publisher:
