@@ -170,10 +170,14 @@ class ModelLibrary(AsyncContextManagerMixin):
                     allow_partial=self._allow_partial,
                     validate=self._validate,
                     on_event=self._on_event,
+                    max_loaded_models=options.max_loaded_models,
+                    max_loaded_bytes=options.max_loaded_bytes,
+                    # listed in required_models: never evicted (the default "all" pins none)
+                    pinned=self.graph.required if self._required_models is not None else (),
                 )
                 try:
                     lazy = self._lazy if self._lazy is not None else options.lazy_loading
-                    if not lazy:
+                    if not lazy and not options.bounded:  # under a budget: on first use
                         await loader.load(self.graph.required)
                     self._state = LibraryState.OPEN
                     yield self
@@ -222,6 +226,8 @@ class ModelLibrary(AsyncContextManagerMixin):
             raise slot.status.error.with_traceback(None)
         if slot.model is None:
             raise RuntimeError(f"model {key!r} is not loaded; use 'await library.aget({key!r})'")
+        if self._loader is not None:  # always, once _slot returned
+            self._loader.touch(key)
         if model_type is None:
             return slot.model
         return checked(slot.model, model_type, name=key, owner="model ")
@@ -235,12 +241,14 @@ class ModelLibrary(AsyncContextManagerMixin):
     ) -> Model[Any, Any]:
         """A model, loading it and its dependencies first if needed (once, however many
         callers ask at the same time). The loading runs in the caller's task: if it is
-        cancelled, the next caller starts again.
+        cancelled, the next caller starts again. Under ``max_loaded_models`` /
+        ``max_loaded_bytes`` it may first close the least recently used models.
 
         Raises:
             UnknownModelError: no such key.
             ModelTypeError: the model is of another type.
-            LoadError: the model or a dependency failed to load.
+            LoadError: the model or a dependency failed to load, or cannot fit in the
+                budget (the message names both).
             RuntimeError: the library is not open.
         """
         self._slot(key)
@@ -258,7 +266,8 @@ class ModelLibrary(AsyncContextManagerMixin):
         return self._loader.slots[key]
 
     def status(self) -> dict[str, ModelStatus]:
-        """A snapshot of every model that is required or was touched, dependencies first.
+        """A snapshot of every model that is required or was touched, dependencies first:
+        its state (``.loaded``), size, last use, load and eviction counts.
 
         Empty before the library is entered; still available after it closed.
         """
@@ -269,7 +278,9 @@ class ModelLibrary(AsyncContextManagerMixin):
         return {
             key: slots[key].status
             for key in graph.order
-            if key in wanted or slots[key].status.state is not ModelState.PENDING
+            if key in wanted
+            or slots[key].status.state is not ModelState.PENDING
+            or slots[key].status.load_count
         }
 
     def list_assets(self) -> dict[str, AssetSpec]:

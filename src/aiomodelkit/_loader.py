@@ -28,6 +28,7 @@ import anyio
 
 from ._errors import LoadError
 from ._model import Model, ModelDependencies
+from ._residency import Residency, asset_size
 from ._status import (
     LibraryEventCallback,
     ModelEvent,
@@ -93,6 +94,9 @@ class Loader:
         allow_partial: bool,
         validate: bool | None,
         on_event: LibraryEventCallback | None,
+        max_loaded_models: int | None = None,
+        max_loaded_bytes: int | None = None,
+        pinned: Iterable[str] = (),
     ) -> None:
         self.graph = graph
         self.slots = {
@@ -108,6 +112,21 @@ class Loader:
         self._loaded: list[Slot] = []  # in load order: closed in reverse
         self._failures: list[LoadError] = []
         self._t0 = time.perf_counter()
+        self._residency: Residency | None = None
+        if max_loaded_models is not None or max_loaded_bytes is not None:
+            self._residency = Residency(
+                max_models=max_loaded_models,
+                max_bytes=max_loaded_bytes,
+                pinned=pinned,
+                evict=self._evict,
+            )
+
+    def touch(self, key: str) -> None:
+        """``key`` was handed out: it becomes the most recently used."""
+        if self._residency is not None:
+            self._residency.touch(key)
+        slot = self.slots[key]
+        self._update(slot, last_used=self._now())
 
     async def load(self, keys: Iterable[str]) -> None:
         """Load ``keys`` and their dependencies, one task each.
@@ -127,6 +146,12 @@ class Loader:
             if idle and slot.located is None:
                 slot.located = anyio.Event()
                 gated.append(slot)
+
+        # Under a budget, a requested model stays pinned until its requester has it.
+        books = self._residency
+        requested = list(keys) if books is not None else []
+        for key in requested:
+            books.hold(key)  # type: ignore[union-attr]  # requested is empty without books
 
         async def run(key: str) -> None:
             try:
@@ -158,6 +183,8 @@ class Loader:
             for slot in gated:
                 if slot.running is None:
                     _release(slot)
+            for key in requested:
+                books.unhold(key)  # type: ignore[union-attr]
 
     async def close(self) -> None:
         """Close every loaded model, dependents first; errors are logged, not raised."""
@@ -166,13 +193,30 @@ class Loader:
             while self._loaded:
                 slot = self._loaded.pop()
                 assert slot.model is not None
-                with anyio.move_on_after(CLOSE_TIMEOUT) as scope:
-                    try:
-                        await slot.model.close()
-                    except Exception:
-                        logger.exception("closing model %r failed", slot.key)
-                if scope.cancelled_caught:
-                    logger.error("closing model %r took over %.0f s", slot.key, CLOSE_TIMEOUT)
+                await _close_model(slot.key, slot.model)
+
+    async def _evict(self, key: str) -> None:
+        """Detach ``key``'s model now; close it once its running predictions return.
+
+        Called by the :class:`Residency` under a shield: it always completes."""
+        slot = self.slots[key]
+        model, slot.model = slot.model, None
+        assert model is not None
+        self._loaded.remove(slot)
+        evictions = slot.status.eviction_count + 1
+        self._update(slot, state=ModelState.PENDING, eviction_count=evictions)
+        logger.debug("evicting model %r to make room", key)
+        try:
+            await model._drained()
+            await _close_model(key, model)
+        finally:
+            model._loaded = False  # a caller still holding it gets a clear error
+            self._unpin_dependencies(slot)
+
+    def _unpin_dependencies(self, slot: Slot) -> None:
+        if self._residency is not None:
+            for target in slot.conf.model_dependencies.values():
+                self._residency.unpin(target)
 
     # -- one model ------------------------------------------------------------------------
 
@@ -207,6 +251,12 @@ class Loader:
 
     async def _load_one(self, slot: Slot) -> None:
         phase = "fetching the asset"
+        books = self._residency
+        spec = slot.plan.spec
+        asset = str(spec) if spec else None
+        pinned: list[str] = []  # dependencies this attempt pins (kept once loaded)
+        model: Model[Any, Any] | None = None
+        size = 0
         try:
             try:
                 await self._await_dependency_assets(slot)
@@ -217,6 +267,14 @@ class Loader:
             for local, target in slot.conf.model_dependencies.items():
                 phase = f"dependency {target!r}"
                 dependencies[local] = await self._ensure(target)
+                if books is not None:  # no await since _ensure returned: still loaded
+                    books.pin(target)
+                    pinned.append(target)
+            if books is not None:
+                phase = "making room"
+                known = slot.status.size_bytes
+                size = known if known is not None else await asset_size(path)
+                await books.reserve(slot.key, size, asset=asset)
             phase = "building the model"
             model = slot.conf.model_type(
                 configuration_key=slot.key,
@@ -229,29 +287,56 @@ class Loader:
             self._update(slot, state=ModelState.LOADING, load_started=start)
             self._emit(ModelLoadStarted(model=slot.key, at=start))
             await model._load_with(self._limiter)
-        except anyio.get_cancelled_exc_class():
-            self._update(slot, state=ModelState.PENDING, load_started=None)
-            raise
-        except Exception as exc:
-            spec = slot.plan.spec
-            error = LoadError(
-                f"{phase} failed: {type(exc).__name__}: {exc}",
-                model=slot.key,
-                asset=str(spec) if spec else None,
-            )
+            if books is not None:
+                phase = "measuring the model"
+                measured = model.memory_bytes()
+                size = measured if measured is not None else await asset_size(path)
+                self._update(slot, size_bytes=size)
+                books.check_alone(slot.key, size, asset=asset)
+                await books.settle(slot.key, size)
+            if self.closed:  # a lazy load that finished after the library closed
+                raise _ClosedError
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                if model is not None and model.loaded:
+                    await _close_model(slot.key, model)
+            if books is not None:
+                books.release(slot.key)
+                for target in pinned:
+                    books.unpin(target)
+            if isinstance(exc, (anyio.get_cancelled_exc_class(), _ClosedError)):
+                self._update(slot, state=ModelState.PENDING, load_started=None)
+                if isinstance(exc, _ClosedError):
+                    message = f"the library closed while model {slot.key!r} was loading"
+                    raise RuntimeError(message) from None
+                raise
+            if not isinstance(exc, Exception):
+                raise
+            if isinstance(exc, LoadError) and exc.model == slot.key:
+                error = exc  # already says what happened (a model that cannot fit)
+            else:
+                error = LoadError(
+                    f"{phase} failed: {type(exc).__name__}: {exc}", model=slot.key, asset=asset
+                )
             self._failures.append(error)
             self._update(slot, state=ModelState.FAILED, error=error)
             self._emit(ModelFailed(model=slot.key, at=self._now(), error=error))
+            if error is exc:
+                raise
             raise error from exc
-        if self.closed:  # a lazy load that finished after the library closed
-            with anyio.CancelScope(shield=True):
-                await model.close()
-            self._update(slot, state=ModelState.PENDING, load_started=None)
-            raise RuntimeError(f"the library closed while model {slot.key!r} was loading")
         end = self._now()
         slot.model = model
         self._loaded.append(slot)
-        self._update(slot, state=ModelState.LOADED, load_finished=end)
+        if books is not None:
+            books.admit(slot.key, size)
+        self._update(
+            slot,
+            state=ModelState.LOADED,
+            load_finished=end,
+            last_used=end,
+            size_bytes=size if books is not None else None,
+            load_count=slot.status.load_count + 1,
+        )
         self._emit(ModelLoadFinished(model=slot.key, at=end, seconds=end - start))
 
     async def _await_dependency_assets(self, slot: Slot) -> None:
@@ -293,6 +378,21 @@ class Loader:
             )
         )
         return found.path
+
+
+class _ClosedError(Exception):
+    """A lazy load finished after the library closed."""
+
+
+async def _close_model(key: str, model: Model[Any, Any]) -> None:
+    """Await ``model.close()`` under a timeout; errors are logged, not raised."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT) as scope:
+        try:
+            await model.close()
+        except Exception:
+            logger.exception("closing model %r failed", key)
+    if scope.cancelled_caught:
+        logger.error("closing model %r took over %.0f s", key, CLOSE_TIMEOUT)
 
 
 def _release(slot: Slot) -> None:

@@ -196,6 +196,8 @@ class Model(Generic[ItemT, ReturnT]):
         )
         self._validate = type(self).validate if validate is None else validate
         self._loaded = False
+        self._in_flight = 0  # predictions running: an evicted model closes after the last
+        self._idle: anyio.Event | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -232,7 +234,12 @@ class Model(Generic[ItemT, ReturnT]):
         raise NotImplementedError
 
     async def close(self) -> None:
-        """Release what ``_load`` acquired; called once when the library closes."""
+        """Release what ``_load`` acquired; called once when the library closes or evicts it."""
+
+    def memory_bytes(self) -> int | None:
+        """The memory this model holds once loaded, for ``max_loaded_bytes`` (None: its
+        asset's size on disk). Called after ``_load``; override it when the two differ."""
+        return None
 
     # -- loading --------------------------------------------------------------------------
 
@@ -283,16 +290,20 @@ class Model(Generic[ItemT, ReturnT]):
             pydantic.ValidationError: with validation on, the item or result has the wrong type.
         """
         self._require_loaded()
-        adapters = _adapters(type(self)) if self._validate else None
-        if adapters is not None:
-            item = adapters.item.validate_python(item)
-        if _overrides(type(self))[0]:
-            result: ReturnT = await self._call(self._predict, item, "_predict")
-        else:
-            (result,) = await self._batch([item])
-        if adapters is not None:
-            result = adapters.result.validate_python(result)
-        return result
+        self._in_flight += 1
+        try:
+            adapters = _adapters(type(self)) if self._validate else None
+            if adapters is not None:
+                item = adapters.item.validate_python(item)
+            if _overrides(type(self))[0]:
+                result: ReturnT = await self._call(self._predict, item, "_predict")
+            else:
+                (result,) = await self._batch([item])
+            if adapters is not None:
+                result = adapters.result.validate_python(result)
+            return result
+        finally:
+            self._finished()
 
     async def predict_batch(
         self, items: Iterable[ItemT], *, batch_size: int | None = None
@@ -307,7 +318,13 @@ class Model(Generic[ItemT, ReturnT]):
             pydantic.ValidationError: with validation on, an item or result has the wrong type.
         """
         self._require_loaded()
-        batch = list(items)
+        self._in_flight += 1
+        try:
+            return await self._predict_many(list(items), batch_size)
+        finally:
+            self._finished()
+
+    async def _predict_many(self, batch: list[ItemT], batch_size: int | None) -> list[ReturnT]:
         size = batch_size if batch_size is not None else type(self).batch_size
         if size is not None and size < 1:
             raise ConfigError(f"batch_size must be at least 1, not {size}")
@@ -341,6 +358,18 @@ class Model(Generic[ItemT, ReturnT]):
         if type(self).predict_in_thread:
             return cast("_R", await anyio.to_thread.run_sync(func, arg))
         return cast("_R", func(arg))
+
+    def _finished(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def _drained(self) -> None:
+        """Return once no prediction is running (an evicted model then closes)."""
+        while self._in_flight:
+            if self._idle is None or self._idle.is_set():
+                self._idle = anyio.Event()  # one event shared by every waiter
+            await self._idle.wait()
 
     def _require_loaded(self) -> None:
         if not self._loaded:

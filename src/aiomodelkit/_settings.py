@@ -157,6 +157,18 @@ class Settings(BaseSettings):
         "release the GIL (file reads, numpy, torch), so more than the core count pays; "
         "lower it to bound the memory of many large models loading at once.",
     )
+    max_loaded_models: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep at most this many models loaded: models load on first use "
+        "(ModelLibrary.aget) and the least recently used one is closed to make room.",
+    )
+    max_loaded_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep at most this many bytes of models loaded (a model's memory_bytes(), "
+        "else its asset's size on disk); models load on first use, as for max_loaded_models.",
+    )
 
     asset_overrides: dict[str, str] = Field(
         default_factory=dict,
@@ -228,7 +240,10 @@ class Settings(BaseSettings):
     def library_options(self) -> LibraryOptions:
         """How a model library loads."""
         return LibraryOptions(
-            lazy_loading=self.lazy_loading, max_load_threads=self.max_load_threads
+            lazy_loading=self.lazy_loading,
+            max_load_threads=self.max_load_threads,
+            max_loaded_models=self.max_loaded_models,
+            max_loaded_bytes=self.max_loaded_bytes,
         )
 
     def identity(self) -> str:

@@ -66,6 +66,11 @@ class ModelStatus:
         load_started: when ``_load`` began.
         load_finished: when ``_load`` ended.
         error: why the model failed (a :class:`LoadError`), if it did.
+        size_bytes: what the model counts against ``max_loaded_bytes`` (its
+            ``memory_bytes()``, else its asset's size on disk), once known.
+        last_used: when it was last handed out by ``get`` / ``aget`` or loaded.
+        load_count: how many times it loaded (more than once if it was evicted).
+        eviction_count: how many times it was closed to make room for another model.
     """
 
     key: str
@@ -81,6 +86,15 @@ class ModelStatus:
     load_started: float | None = None
     load_finished: float | None = None
     error: BaseException | None = None
+    size_bytes: int | None = None
+    last_used: float | None = None
+    load_count: int = 0
+    eviction_count: int = 0
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is loaded now."""
+        return self.state is ModelState.LOADED
 
     @property
     def fetch_seconds(self) -> float | None:

@@ -179,7 +179,23 @@ class LibraryOptions:
     Attributes:
         lazy_loading: load nothing on entry; models load on first ``aget``.
         max_load_threads: plain-``def`` ``_load`` calls running at once in worker threads.
+        max_loaded_models: at most this many models loaded at once, or None (no limit).
+        max_loaded_bytes: at most this many bytes of loaded models at once, or None.
     """
 
     lazy_loading: bool = False
     max_load_threads: int = 16
+    max_loaded_models: int | None = None
+    max_loaded_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_loaded_models", "max_loaded_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+    @property
+    def bounded(self) -> bool:
+        """Whether a memory budget is set: then models load on first use and the least
+        recently used one is closed to make room."""
+        return self.max_loaded_models is not None or self.max_loaded_bytes is not None
