@@ -2,7 +2,9 @@
 
 Two kinds of proof: a store laid out by hand exactly as modelkit writes it (from its
 documented layout), read through every store; and modelkit 0.1.3 itself, run in a
-subprocess against a local store, reading what we publish and publishing what we read.
+subprocess against a local store and against an Azurite container (its Azure driver:
+``MODELKIT_STORAGE_PROVIDER=az``, ``AZURE_STORAGE_CONNECTION_STRING``), reading what we
+publish and publishing what we read, with the very same object names either way.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from azure.storage.blob.aio import ContainerClient
 
 from aiomodelkit import AssetNotFoundError, AssetsManager, InvalidStoreDataError, Settings
-from aiomodelkit.stores import Store
+from aiomodelkit.stores import AzureStore, Store
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from aiomodelkit.testing import AzuriteServer
 
 StoreFactory = Callable[..., Store]
 
@@ -45,15 +51,14 @@ _MODELKIT = textwrap.dedent(
 )
 
 
-def _modelkit(store_root: Path, cache: Path, *args: str) -> str:
-    """Run modelkit 0.1.3 with its local driver on ``store_root`` (bucket + default prefix)."""
+def _run_modelkit(store: Mapping[str, str], cache: Path, *args: str) -> str:
+    """Run modelkit 0.1.3 on the store its ``MODELKIT_STORAGE_*`` variables in ``store`` name."""
     env = {
         # modelkit's process needs a PATH and a HOME; nothing else of this environment.
         "PATH": os.environ["PATH"],  # noqa: TID251
         "HOME": os.environ["HOME"],  # noqa: TID251
-        "MODELKIT_STORAGE_PROVIDER": "local",
-        "MODELKIT_STORAGE_BUCKET": str(store_root),
         "MODELKIT_ASSETS_DIR": str(cache),
+        **store,
     }
     done = subprocess.run(
         [sys.executable, "-c", _MODELKIT, *args],
@@ -64,6 +69,22 @@ def _modelkit(store_root: Path, cache: Path, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def _modelkit(store_root: Path, cache: Path, *args: str) -> str:
+    """modelkit with its local driver on ``store_root`` (bucket + default prefix)."""
+    local = {"MODELKIT_STORAGE_PROVIDER": "local", "MODELKIT_STORAGE_BUCKET": str(store_root)}
+    return _run_modelkit(local, cache, *args)
+
+
+def _modelkit_az(azurite: AzuriteServer, container: str, cache: Path, *args: str) -> str:
+    """modelkit with its Azure driver on ``container`` (default prefix) of ``azurite``."""
+    azure = {
+        "MODELKIT_STORAGE_PROVIDER": "az",
+        "MODELKIT_STORAGE_BUCKET": container,
+        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
+    }
+    return _run_modelkit(azure, cache, *args)
 
 
 def _settings(tmp_path: Path, cache: str = "cache") -> Settings:
@@ -239,3 +260,102 @@ async def test_we_read_what_modelkit_publishes(tmp_path: Path) -> None:
     assert file_asset.path.read_bytes() == b"one"
     assert update.version == "2.0"
     assert json.loads(_modelkit(bucket, cache, "versions", "models/tok")) == ["2.0", "1.0", "0.0"]
+
+
+# -- Azure ------------------------------------------------------------------------------
+
+
+def _store(azurite: AzuriteServer, container: str) -> AzureStore:
+    return AzureStore(container, connection_string=azurite.connection_string)
+
+
+async def _blob_names(azurite: AzuriteServer, container: str) -> list[str]:
+    async with ContainerClient.from_connection_string(
+        azurite.connection_string, container
+    ) as client:
+        return [name async for name in client.list_blob_names()]
+
+
+def _model(tmp_path: Path) -> tuple[Path, Path]:
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "weights.bin").write_bytes(b"w" * 1000)
+    (model / "sub" / "vocab.txt").write_text("vocab")
+    single = tmp_path / "single.bin"
+    single.write_bytes(b"single")
+    return model, single
+
+
+_LAYOUT = [
+    "modelkit-assets/models/one.versions",
+    "modelkit-assets/models/one/0.0",
+    "modelkit-assets/models/one/0.0.meta",
+    "modelkit-assets/models/tok.versions",
+    "modelkit-assets/models/tok/0.0.meta",
+    "modelkit-assets/models/tok/0.0/sub/vocab.txt",
+    "modelkit-assets/models/tok/0.0/weights.bin",
+    "modelkit-assets/models/tok/0.1.meta",
+    "modelkit-assets/models/tok/0.1/sub/vocab.txt",
+    "modelkit-assets/models/tok/0.1/weights.bin",
+]
+
+
+async def test_modelkit_reads_what_we_publish_on_azure(
+    azurite_server: AzuriteServer, tmp_path: Path
+) -> None:
+    container = f"mk-{uuid.uuid4().hex[:16]}"
+    azurite_server.create_container(container)
+    model, single = _model(tmp_path)
+    settings = Settings(assets_dir=tmp_path / "cache", pushed_by="tester")
+    async with AssetsManager(storage=_store(azurite_server, container), settings=settings) as am:
+        await am.new(model, "models/tok")
+        await am.update(model, "models/tok")
+        await am.new(single, "models/one")
+    assert sorted(await _blob_names(azurite_server, container)) == _LAYOUT
+    cache = tmp_path / "modelkit-cache"
+    cache.mkdir()
+    run = (azurite_server, container, cache)
+    versions = json.loads(
+        await anyio.to_thread.run_sync(_modelkit_az, *run, "versions", "models/tok")
+    )
+    tok = json.loads(
+        await anyio.to_thread.run_sync(_modelkit_az, *run, "fetch", "models/tok:0[sub/vocab.txt]")
+    )
+    one = json.loads(await anyio.to_thread.run_sync(_modelkit_az, *run, "fetch", "models/one"))
+    assert versions == ["0.1", "0.0"]
+    assert tok["version"] == "0.1"
+    assert await anyio.Path(tok["path"]).read_text() == "vocab"
+    assert one["version"] == "0.0"
+    assert await anyio.Path(one["path"]).read_bytes() == b"single"
+
+
+async def test_we_read_what_modelkit_publishes_on_azure(
+    azurite_server: AzuriteServer, tmp_path: Path
+) -> None:
+    container = f"mk-{uuid.uuid4().hex[:16]}"
+    azurite_server.create_container(container)
+    model, single = _model(tmp_path)
+    cache = tmp_path / "modelkit-cache"
+    cache.mkdir()
+    run = (azurite_server, container, cache)
+    await anyio.to_thread.run_sync(_modelkit_az, *run, "new", str(model), "models/tok", "0.0")
+    await anyio.to_thread.run_sync(_modelkit_az, *run, "update", str(model), "models/tok", "0.1")
+    await anyio.to_thread.run_sync(_modelkit_az, *run, "new", str(single), "models/one", "0.0")
+    # The very names we would have written.
+    assert sorted(await _blob_names(azurite_server, container)) == _LAYOUT
+    settings = Settings(assets_dir=tmp_path / "cache", pushed_by="tester")
+    async with AssetsManager(storage=_store(azurite_server, container), settings=settings) as am:
+        versions = await am.versions("models/tok")
+        meta = await am.meta("models/tok", "0.0")
+        directory = await am.fetch("models/tok:0[sub/vocab.txt]")
+        file_asset = await am.fetch("models/one")
+        update = await am.update(single, "models/one", bump_major=True)
+    assert versions == ["0.1", "0.0"]
+    assert meta.is_directory
+    assert {f.path for f in meta.files} == {"sub/vocab.txt", "weights.bin"}
+    assert directory.version == "0.1"
+    assert directory.path.read_text() == "vocab"
+    assert file_asset.path.read_bytes() == b"single"
+    assert update.version == "1.0"
+    versions_after = await anyio.to_thread.run_sync(_modelkit_az, *run, "versions", "models/one")
+    assert json.loads(versions_after) == ["1.0", "0.0"]
