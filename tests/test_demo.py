@@ -29,12 +29,11 @@ from aiomodelkit._demo import run_demo
 from aiomodelkit._demo_models import Pipeline
 from aiomodelkit._demo_output import Glyphs, _bar, critical_path
 from aiomodelkit._demo_remote import open_remote
-from aiomodelkit._demo_store import LatencyStore
 from aiomodelkit._spec import AssetSpec
 from aiomodelkit._status import ModelState, ModelStatus
 from aiomodelkit._values import StoreOptions
 from aiomodelkit.stores import MemoryStore
-from aiomodelkit.testing import MotoServer
+from aiomodelkit.testing import InstrumentedStore, MotoServer
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -154,12 +153,12 @@ async def test_moto_that_does_not_start_falls_back(
         assert "moto did not start: moto server exited with 1:" in link.detail
 
 
-async def test_latency_store_waits_and_counts_each_request() -> None:
+async def test_a_round_trip_per_request_waits_and_counts_each_request() -> None:
     inner = MemoryStore()
     async with inner:
         for index in range(1001):
             await inner.put(f"k/{index:04d}", b"x")
-    store = LatencyStore(inner, rtt=0.01)
+    store = InstrumentedStore(inner, rtt=0.01)
     start = time.perf_counter()
     async with store:
         await store.stat("k/0000")
@@ -168,10 +167,10 @@ async def test_latency_store_waits_and_counts_each_request() -> None:
         assert len([info async for info in store.list_objects("k/")]) == 1001  # two pages
         await store.put("new", b"y")
         await store.delete("new")
-    assert store.count.requests == 6
+    assert store.requests == 6
     assert time.perf_counter() - start >= 6 * 0.01
     with pytest.raises(ValueError, match="rtt"):
-        LatencyStore(inner, rtt=-1)
+        InstrumentedStore(inner, rtt=-1)
 
 
 def _status(

@@ -4,7 +4,7 @@ Nothing to install: with ``moto[server]`` (the ``test`` dependency group) and th
 extra, the demo starts moto's S3 server as a subprocess on a free loopback port and puts a
 :class:`~aiomodelkit.testing.LatencyProxy` in front of it, a real TCP link with a round-trip
 time that counts HTTP requests on the wire. Without them (or if moto does not start), a
-local folder sits behind :class:`~aiomodelkit._demo_store.LatencyStore`, which adds the
+local folder sits behind :class:`~aiomodelkit.testing.InstrumentedStore`, which adds the
 same round-trip time to each request in process.
 
 Either way the assets are published straight to the store (no latency: the publishing is
@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 import anyio.to_thread
 
-from ._demo_store import LatencyStore, RequestCount
 from ._errors import ConfigError
 from .stores._local import LocalStore
-from .testing import LatencyProxy, MotoServer
+from .testing import InstrumentedStore, LatencyProxy, MotoServer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -157,7 +156,12 @@ async def _moto_link(
 
 
 def _local_link(root: Path, rtt: float, options: StoreOptions, why_not: str) -> Remote:
-    count = RequestCount()
+    linked: list[InstrumentedStore] = []  # every store the demo opened over the link
+
+    def link() -> InstrumentedStore:
+        linked.append(InstrumentedStore(LocalStore(root, options=options), rtt=rtt))
+        return linked[-1]
+
     return Remote(
         description=f"local folder behind a simulated {rtt * 1000:g} ms RTT",
         detail=(
@@ -166,6 +170,6 @@ def _local_link(root: Path, rtt: float, options: StoreOptions, why_not: str) -> 
         ),
         rtt=rtt,
         direct=lambda: LocalStore(root, options=options),
-        linked=lambda: LatencyStore(LocalStore(root, options=options), rtt=rtt, count=count),
-        requests=lambda: count.requests,
+        linked=link,
+        requests=lambda: sum(store.requests for store in linked),
     )

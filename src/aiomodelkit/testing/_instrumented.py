@@ -1,4 +1,8 @@
-"""A store wrapper that counts requests and injects faults, for tests of startup paths."""
+"""A store wrapper that counts requests, adds a round trip to each and injects faults.
+
+For tests of startup paths, and for the demo without moto: a local folder behind a simulated
+round-trip time, where the number of requests, not the disk, sets the pace.
+"""
 
 from __future__ import annotations
 
@@ -40,22 +44,40 @@ class Fault:
     hits: int = field(default=0, init=False)
 
 
-class InstrumentedStore(AsyncResource):
-    """Wraps a real store: counts every operation per kind and key, and injects faults.
+#: Keys per listing page, as S3 and GCS return them: each page is one request.
+PAGE = 1000
 
-    Entering it enters the inner store; closing it closes the inner store.
+
+class InstrumentedStore(AsyncResource):
+    """Wraps a real store: counts every request per kind and key, and injects faults.
+
+    Entering it enters the inner store; closing it closes the inner store. A listing counts
+    one request per page of :data:`PAGE` keys, as S3 and GCS answer it.
+
+    Args:
+        inner: the store that answers.
+        rtt: seconds each request waits before it starts (a warm connection's round trip,
+            no bandwidth limit): a local store then paces like a remote one.
 
     Example:
         >>> from aiomodelkit.stores import MemoryStore
-        >>> store = InstrumentedStore(MemoryStore())
+        >>> store = InstrumentedStore(MemoryStore(), rtt=0.02)
         >>> store.requests
         0
     """
 
-    def __init__(self, inner: Store) -> None:
+    def __init__(self, inner: Store, *, rtt: float = 0.0) -> None:
+        if rtt < 0:
+            raise ValueError("rtt must be >= 0")
         self.inner = inner
+        self.rtt = rtt
         self.calls: Counter[tuple[str, str]] = Counter()
         self.faults: list[Fault] = []
+
+    async def _request(self, op: str, key: str) -> None:
+        self.calls[op, key] += 1
+        if self.rtt:
+            await anyio.sleep(self.rtt)
 
     @property
     def requests(self) -> int:
@@ -88,7 +110,7 @@ class InstrumentedStore(AsyncResource):
         await self.inner.aclose()
 
     async def stat(self, key: str) -> ObjectInfo:
-        self.calls["stat", key] += 1
+        await self._request("stat", key)
         return await self.inner.stat(key)
 
     def _fault(self, key: str) -> Fault | None:
@@ -107,7 +129,7 @@ class InstrumentedStore(AsyncResource):
         length: int | None = None,
         if_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
-        self.calls["read", key] += 1
+        await self._request("read", key)  # the first byte arrives one round trip later
         fault = self._fault(key)
         if fault is not None and fault.fail is not None:
             raise fault.fail
@@ -118,8 +140,12 @@ class InstrumentedStore(AsyncResource):
                 yield ObjectStream(stream.info, _faulty(stream, fault, key))
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        self.calls["list", prefix] += 1
+        await self._request("list", prefix)
+        listed = 0
         async for info in self.inner.list_objects(prefix):
+            if listed and listed % PAGE == 0:
+                await self._request("list", prefix)  # the next page
+            listed += 1
             yield info
 
     async def put(
@@ -130,11 +156,11 @@ class InstrumentedStore(AsyncResource):
         if_absent: bool = False,
         if_match: str | None = None,
     ) -> ObjectInfo:
-        self.calls["put", key] += 1
+        await self._request("put", key)
         return await self.inner.put(key, data, if_absent=if_absent, if_match=if_match)
 
     async def delete(self, key: str) -> None:
-        self.calls["delete", key] += 1
+        await self._request("delete", key)
         await self.inner.delete(key)
 
 
