@@ -377,25 +377,3 @@ class LoadError(ModelkitError):
     The original exception is chained as ``__cause__``; ``model`` names the model that
     failed and ``asset`` its asset spec, if any.
     """
-
-
-def first_error(group: BaseExceptionGroup[ModelkitError]) -> ModelkitError:
-    """The first error of a (nested) group, with a note counting the others.
-
-    A single-asset call fans out internally (one task per object); its caller gets one
-    typed error, not a group: the first failure, which cancelled the rest.
-    """
-    leaves: list[ModelkitError] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        elif isinstance(exc, ModelkitError):
-            leaves.append(exc)
-
-    walk(group)
-    first = leaves[0]
-    if len(leaves) > 1:
-        first.add_note(f"({len(leaves) - 1} other concurrent failure(s) of the same call)")
-    return first

@@ -28,9 +28,9 @@ from ._errors import (
     CacheError,
     InvalidStoreDataError,
     ModelkitError,
-    first_error,
 )
 from ._events import AssetPublished, AssetResolved, CacheHit, DownloadStarted
+from ._groups import first_error
 from ._layout import AssetMeta, FileEntry, data_key, tree_checksum
 from ._singleflight import Batcher, SingleFlight
 from ._spec import AssetSpec, validate_relative_path

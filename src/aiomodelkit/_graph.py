@@ -32,7 +32,8 @@ from types import MappingProxyType, ModuleType
 from typing import Any, TypeAlias
 
 from ._errors import ConfigError, DependencyCycleError, ModelkitError, UnknownModelError
-from ._model import Model, check_model_type, did_you_mean
+from ._lookup import did_you_mean
+from ._model import Model, check_model_type
 from ._spec import AssetSpec
 
 __all__ = ["ModelConfiguration", "ModelGraph", "ModelSource", "build_graph", "find_model_types"]

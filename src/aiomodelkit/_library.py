@@ -23,12 +23,13 @@ from anyio import AsyncContextManagerMixin
 from rich.console import Console
 
 from ._graph import ModelGraph, build_graph
-from ._loader import Loader, Slot, initial_status
+from ._loader import Loader
+from ._lookup import checked
 from ._manager import AssetsManager
-from ._model import Model, checked
 from ._overrides import AssetPlan, locate_asset, plan_asset
 from ._render import render_tree
 from ._settings import Settings
+from ._slots import Slot, initial_status
 from ._status import LibraryEventCallback, ModelState, ModelStatus
 from ._versioning import VersioningSystem, get_versioning
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
 
     from ._graph import ModelConfiguration, ModelSource
+    from ._model import Model
     from ._spec import AssetSpec
 
 __all__ = ["LibraryState", "ModelLibrary"]

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._errors import LoadError
+from ._groups import leaves
 from ._model import Model, ModelDependencies
 from ._residency import Residency, asset_size
+from ._slots import Slot, close_model, initial_status, release
 from ._status import (
     LibraryEventCallback,
     ModelEvent,
@@ -38,47 +40,20 @@ from ._status import (
     ModelLoadFinished,
     ModelLoadStarted,
     ModelState,
-    ModelStatus,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
     from pathlib import Path
 
-    from ._graph import ModelConfiguration, ModelGraph
+    from ._graph import ModelGraph
     from ._overrides import AssetPlan, LocatedAsset
 
     Locate = Callable[[AssetPlan], Awaitable[LocatedAsset]]
 
-__all__ = ["CLOSE_TIMEOUT", "Loader", "Slot", "initial_status"]
+__all__ = ["Loader"]
 
 logger = logging.getLogger("aiomodelkit")
-#: A model's close() gets this long (seconds) before the library moves on.
-CLOSE_TIMEOUT = 30.0
-
-
-def initial_status(key: str, conf: ModelConfiguration, plan: AssetPlan) -> ModelStatus:
-    """The status of a model nothing has happened to yet."""
-    return ModelStatus(
-        key=key,
-        model_type=conf.model_type,
-        state=ModelState.PENDING,
-        dependencies=tuple(conf.model_dependencies.values()),
-        asset=plan.spec,
-    )
-
-
-@dataclass(slots=True, eq=False)
-class Slot:
-    """One model's mutable state inside a library."""
-
-    key: str
-    conf: ModelConfiguration
-    plan: AssetPlan
-    status: ModelStatus
-    model: Model[Any, Any] | None = None
-    running: anyio.Event | None = None  # set when the attempt in flight ends
-    located: anyio.Event | None = None  # the gate: set once the next attempt has located
 
 
 class Loader:
@@ -169,10 +144,10 @@ class Loader:
             if errors is None or rest is not None:
                 raise
             # Every LoadError is recorded once, when it happens: the earliest is the root.
-            leaves = _leaves(errors)
+            found = leaves(errors)
             order = {id(error): index for index, error in enumerate(self._failures)}
-            first = min(leaves, key=lambda error: order.get(id(error), len(order)))
-            for other in leaves:
+            first = min(found, key=lambda error: order.get(id(error), len(order)))
+            for other in found:
                 if other is not first and not isinstance(other.__cause__, LoadError):
                     first.add_note(f"also failed: {other}")
             raise first from first.__cause__
@@ -182,7 +157,7 @@ class Loader:
             # attempt opens it.
             for slot in gated:
                 if slot.running is None:
-                    _release(slot)
+                    release(slot)
             for key in requested:
                 books.unhold(key)  # type: ignore[union-attr]
 
@@ -193,7 +168,7 @@ class Loader:
             while self._loaded:
                 slot = self._loaded.pop()
                 assert slot.model is not None
-                await _close_model(slot.key, slot.model)
+                await close_model(slot.key, slot.model)
 
     async def _evict(self, key: str) -> None:
         """Detach ``key``'s model now; close it once its running predictions return.
@@ -208,7 +183,7 @@ class Loader:
         logger.debug("evicting model %r to make room", key)
         try:
             await model._drained()
-            await _close_model(key, model)
+            await close_model(key, model)
         finally:
             model._loaded = False  # a caller still holding it gets a clear error
             self._unpin_dependencies(slot)
@@ -262,7 +237,7 @@ class Loader:
                 await self._await_dependency_assets(slot)
                 path = await self._locate(slot)
             finally:  # located, or never by this attempt: its dependents go on
-                _release(slot)
+                release(slot)
             dependencies = {}
             for local, target in slot.conf.model_dependencies.items():
                 phase = f"dependency {target!r}"
@@ -299,7 +274,7 @@ class Loader:
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 if model is not None and model.loaded:
-                    await _close_model(slot.key, model)
+                    await close_model(slot.key, model)
             if books is not None:
                 books.release(slot.key)
                 for target in pinned:
@@ -382,28 +357,3 @@ class Loader:
 
 class _ClosedError(Exception):
     """A lazy load finished after the library closed."""
-
-
-async def _close_model(key: str, model: Model[Any, Any]) -> None:
-    """Await ``model.close()`` under a timeout; errors are logged, not raised."""
-    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT) as scope:
-        try:
-            await model.close()
-        except Exception:
-            logger.exception("closing model %r failed", key)
-    if scope.cancelled_caught:
-        logger.error("closing model %r took over %.0f s", key, CLOSE_TIMEOUT)
-
-
-def _release(slot: Slot) -> None:
-    """Open ``slot``'s gate: its asset is located, or will not be by this attempt."""
-    located, slot.located = slot.located, None
-    if located is not None:
-        located.set()
-
-
-def _leaves(group: BaseExceptionGroup[LoadError]) -> list[LoadError]:
-    found: list[LoadError] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found

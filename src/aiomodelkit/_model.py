@@ -25,55 +25,30 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import typing
-import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
 
 import anyio
 import anyio.to_thread
-from pydantic import TypeAdapter
 
-from ._errors import ConfigError, ModelkitError, ModelTypeError, UnknownModelError
+from ._adapters import Adapters, adapters_for
+from ._errors import ConfigError, ModelkitError, UnknownModelError
+from ._lookup import checked, did_you_mean
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
-__all__ = ["Model", "ModelDependencies", "check_model_type", "checked", "did_you_mean"]
+__all__ = ["Model", "ModelDependencies", "check_model_type"]
 
 ItemT = TypeVar("ItemT")
 ReturnT = TypeVar("ReturnT")
 ModelT = TypeVar("ModelT", bound="Model[Any, Any]")
 _A = TypeVar("_A")
 _R = TypeVar("_R")
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """A ``"; did you mean 'x'?"`` suffix for an unknown name, or ``""`` without a close match.
-
-    Example:
-        >>> did_you_mean("clasifier", ["classifier", "tokenizer"])
-        "; did you mean 'classifier'?"
-    """
-    matches = difflib.get_close_matches(word, list(candidates), n=3)
-    if not matches:
-        return ""
-    return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"
-
-
-def checked(model: Model[Any, Any], model_type: type[ModelT], *, name: str, owner: str) -> ModelT:
-    """``model`` if it is a ``model_type``, else a :class:`ModelTypeError` naming both types."""
-    if not isinstance(model, model_type):
-        raise ModelTypeError(
-            f"{owner}{name!r} is a {type(model).__qualname__}, not a {model_type.__qualname__}",
-            model=name,
-        )
-    return model
 
 
 class ModelDependencies:
@@ -134,14 +109,6 @@ class ModelDependencies:
 
     def __repr__(self) -> str:
         return f"ModelDependencies({sorted(self._models)!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class _Adapters:
-    item: TypeAdapter[Any]
-    items: TypeAdapter[list[Any]]
-    result: TypeAdapter[Any]
-    results: TypeAdapter[list[Any]]
 
 
 class Model(Generic[ItemT, ReturnT]):
@@ -411,18 +378,5 @@ def _generic_args(cls: type[Model[Any, Any]]) -> tuple[Any, Any]:
     return Any, Any
 
 
-# Built once per class (weakly held, so classes made in tests can go away).
-_ADAPTERS: weakref.WeakKeyDictionary[type[Model[Any, Any]], _Adapters] = weakref.WeakKeyDictionary()
-
-
-def _adapters(cls: type[Model[Any, Any]]) -> _Adapters:
-    found = _ADAPTERS.get(cls)
-    if found is None:
-        item, result = _generic_args(cls)
-        found = _ADAPTERS[cls] = _Adapters(
-            item=TypeAdapter(item),
-            items=TypeAdapter(list[item]),  # type: ignore[valid-type]
-            result=TypeAdapter(result),
-            results=TypeAdapter(list[result]),  # type: ignore[valid-type]
-        )
-    return found
+def _adapters(cls: type[Model[Any, Any]]) -> Adapters:
+    return adapters_for(cls, _generic_args)

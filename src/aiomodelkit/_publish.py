@@ -31,9 +31,9 @@ from ._errors import (
     ModelkitError,
     PreconditionFailedError,
     PublishConflictError,
-    first_error,
 )
 from ._events import Emitter, ObjectUploaded
+from ._groups import first_error
 from ._layout import (
     AssetMeta,
     FileEntry,

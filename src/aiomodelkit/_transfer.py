@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 import anyio.to_thread
 
-from ._errors import IntegrityError, ModelkitError, PreconditionFailedError, first_error
+from ._errors import IntegrityError, ModelkitError, PreconditionFailedError
 from ._events import BytesReceived, ObjectDownloaded
+from ._groups import first_error
 from ._pacing import RequestPacer
 from ._retry import TruncatedBodyError, retrying
 from ._sink import FileSink, WriteBatcher

@@ -9,7 +9,8 @@ import pydantic
 import pytest
 
 from aiomodelkit._errors import ConfigError, ModelkitError, ModelTypeError, UnknownModelError
-from aiomodelkit._model import Model, ModelDependencies, did_you_mean
+from aiomodelkit._lookup import did_you_mean
+from aiomodelkit._model import Model, ModelDependencies
 
 
 class SyncItem(Model[int, int]):

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from aiomodelkit._errors import ModelkitError
+from aiomodelkit._groups import leaves
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -74,17 +75,9 @@ def user_errors() -> Iterator[None]:
     except* ModelkitError as group:
         # fetch_many reports concurrent failures as a group: one line each, and once
         # (a spec given twice fails twice with the same message).
-        for line in dict.fromkeys(str(exc) for exc in _leaves(group)):
+        for line in dict.fromkeys(str(exc) for exc in leaves(group)):
             print_error(line)
         raise typer.Exit(1) from None
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
 
 
 #: The signals that stop a command: Ctrl-C, and what ``docker stop`` and Kubernetes send.

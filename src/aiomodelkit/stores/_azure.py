@@ -19,7 +19,6 @@ markers), conditional headers, error codes; its retries are off (see ``_azure_cl
 
 from __future__ import annotations
 
-import os
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -35,17 +34,12 @@ from aiomodelkit._errors import (
 )
 from aiomodelkit._lifecycle import AsyncResource
 
-from ._azure_auth import (
-    AzureAccess,
-    access_from_arguments,
-    access_from_environment,
-    with_default_credential,
-)
+from ._azure_auth import AzureAccess, access_from_arguments, resolve_access
 from ._azure_client import AzureClients, open_clients
 from ._azure_errors import describe, map_azure_errors
 from ._azure_reads import md5_hex, response_info
-from ._azure_uploads import put_blob
-from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
+from ._azure_uploads import BLOCK_SIZE, BLOCK_THRESHOLD, put_blob
+from ._base import DEFAULT_PREFIX, ObjectInfo, ObjectStream, StoreOptions, join_key
 from ._http_body import body_chunks, no_chunks, range_start
 
 if TYPE_CHECKING:
@@ -60,13 +54,6 @@ if TYPE_CHECKING:
     from ._azure_reads import BlobReader
 
 __all__ = ["BLOCK_SIZE", "BLOCK_THRESHOLD", "AzureStore"]
-
-#: Files and byte strings above this size are uploaded in blocks. The SDK's single Put Blob
-#: sends its body as one ``bytes``, which aiohttp writes at once above 1 MiB (and warns
-#: that it may hold the event loop); blocks go out as streams.
-BLOCK_THRESHOLD = 1 * MiB
-#: Size of each staged block (Azure allows up to 4000 MiB, and 50,000 blocks).
-BLOCK_SIZE = 8 * MiB
 
 
 class AzureStore(AsyncResource):
@@ -188,13 +175,7 @@ class AzureStore(AsyncResource):
             raise
 
     def _resolve_access(self) -> AzureAccess:
-        if self._given is not None:
-            access = self._given
-        else:
-            # The provider's credential chain, read when the client opens, as botocore reads
-            # AWS_*: Settings has no Azure fields, and the SDK itself reads none of these.
-            access = access_from_environment(os.environ)  # noqa: TID251
-        return with_default_credential(access)
+        return resolve_access(self._given)
 
     async def _aclose(self) -> None:
         """Close the client, its connections and a credential the store created."""

@@ -25,6 +25,7 @@ import base64
 import binascii
 import importlib
 import ipaddress
+import os
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ __all__ = [
     "access_from_arguments",
     "access_from_environment",
     "parse_connection_string",
+    "resolve_access",
     "with_default_credential",
 ]
 
@@ -224,6 +226,17 @@ def access_from_arguments(
         sas_token=sas_token,
         token_credential=credential,
     )
+
+
+def resolve_access(given: AzureAccess | None) -> AzureAccess:
+    """The access a store uses: what it was given, else the environment's (blocking: it may
+    read files through azure-identity; call it from a worker thread).
+
+    The provider's credential chain is read when the client opens, as botocore reads
+    ``AWS_*``: Settings has no Azure fields, and the SDK itself reads none of these.
+    """
+    access = given if given is not None else access_from_environment(os.environ)  # noqa: TID251
+    return with_default_credential(access)
 
 
 def access_from_environment(environ: Mapping[str, str]) -> AzureAccess:

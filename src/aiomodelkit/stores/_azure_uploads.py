@@ -1,6 +1,6 @@
 """Uploads for :class:`~aiomodelkit.stores.AzureStore`: one Put Blob, or staged blocks when large.
 
-Up to the block threshold (1 MiB by default, ``_azure.BLOCK_THRESHOLD`` says why), one Put
+Up to the block threshold (1 MiB by default, ``BLOCK_THRESHOLD`` says why), one Put
 Blob carries the whole content, and the service records its MD5. Above it, a few workers each
 read their own block of the file in a worker thread and stage it (Put Block, its body sent as
 a stream), so at most ``concurrency * block_size`` bytes are in memory whatever the file
@@ -29,9 +29,10 @@ from azure.core import MatchConditions
 from azure.storage.blob import BlobBlock, ContentSettings
 
 from aiomodelkit._errors import AssetNotFoundError, PreconditionFailedError, StoreError
+from aiomodelkit._groups import first_error
 
 from ._azure_reads import md5_hex, quote_etag
-from ._base import ObjectInfo
+from ._base import MiB, ObjectInfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,7 +41,14 @@ if TYPE_CHECKING:
 
     from azure.storage.blob.aio import BlobClient
 
-__all__ = ["BLOCK_CONCURRENCY", "MAX_BLOCKS", "put_blob"]
+__all__ = ["BLOCK_CONCURRENCY", "BLOCK_SIZE", "BLOCK_THRESHOLD", "MAX_BLOCKS", "put_blob"]
+
+#: Files and byte strings above this size are uploaded in blocks. The SDK's single Put Blob
+#: sends its body as one ``bytes``, which aiohttp writes at once above 1 MiB (and warns
+#: that it may hold the event loop); blocks go out as streams.
+BLOCK_THRESHOLD = 1 * MiB
+#: Size of each staged block (Azure allows up to 4000 MiB, and 50,000 blocks).
+BLOCK_SIZE = 8 * MiB
 
 #: Blocks staged at once; memory held is about this times the block size.
 BLOCK_CONCURRENCY = 4
@@ -150,7 +158,7 @@ async def _upload_blocks(
     except BaseExceptionGroup as errors:
         # The first failure cancels the other workers: raise it as the upload's own error
         # (one put, one exception), keeping its cause.
-        first = _first_error(errors)
+        first = first_error(errors)
         raise first from first.__cause__
     with mapped():
         answer: dict[str, Any] = await blob.commit_block_list(
@@ -185,8 +193,3 @@ def _gone_means_changed(key: str, if_match: str | None, store_url: str) -> Itera
         if if_match is None:
             raise
         raise PreconditionFailedError("object is gone", key=key, store_url=store_url) from exc
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first

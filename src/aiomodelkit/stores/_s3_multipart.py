@@ -19,6 +19,7 @@ import anyio.to_thread
 import botocore.exceptions  # type: ignore[import-untyped]
 
 from aiomodelkit._errors import StoreError
+from aiomodelkit._groups import first_error
 
 from ._base import MiB
 from ._s3_errors import error_code, error_status
@@ -121,7 +122,7 @@ async def upload_in_parts(
         except BaseExceptionGroup as errors:
             # The first failure cancels the other workers: raise it as the upload's own
             # error (one put, one exception), keeping its cause.
-            first = _first_error(errors)
+            first = first_error(errors)
             raise first from first.__cause__
         with mapped():
             done = await client.complete_multipart_upload(
@@ -156,8 +157,3 @@ def _pread_exact(path: Path, start: int, length: int) -> bytes:
     if len(chunk) != length:
         raise StoreError(f"{path.name} shrank while it was being uploaded")
     return chunk
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first

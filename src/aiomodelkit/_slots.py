@@ -1,0 +1,69 @@
+"""One model's place in a library: its mutable state, its gate, and how it is closed.
+
+The :class:`~aiomodelkit._loader.Loader` keeps one :class:`Slot` per configured model; the
+library reads their statuses. Closing a model (at the end, or on eviction) never raises and
+never hangs the library: ``close()`` gets :data:`CLOSE_TIMEOUT` seconds, shielded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._status import ModelState, ModelStatus
+
+if TYPE_CHECKING:
+    from ._graph import ModelConfiguration
+    from ._model import Model
+    from ._overrides import AssetPlan
+
+__all__ = ["CLOSE_TIMEOUT", "Slot", "close_model", "initial_status", "release"]
+
+logger = logging.getLogger("aiomodelkit")
+#: A model's close() gets this long (seconds) before the library moves on.
+CLOSE_TIMEOUT = 30.0
+
+
+def initial_status(key: str, conf: ModelConfiguration, plan: AssetPlan) -> ModelStatus:
+    """The status of a model nothing has happened to yet."""
+    return ModelStatus(
+        key=key,
+        model_type=conf.model_type,
+        state=ModelState.PENDING,
+        dependencies=tuple(conf.model_dependencies.values()),
+        asset=plan.spec,
+    )
+
+
+@dataclass(slots=True, eq=False)
+class Slot:
+    """One model's mutable state inside a library."""
+
+    key: str
+    conf: ModelConfiguration
+    plan: AssetPlan
+    status: ModelStatus
+    model: Model[Any, Any] | None = None
+    running: anyio.Event | None = None  # set when the attempt in flight ends
+    located: anyio.Event | None = None  # the gate: set once the next attempt has located
+
+
+async def close_model(key: str, model: Model[Any, Any]) -> None:
+    """Await ``model.close()`` under a timeout; errors are logged, not raised."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT) as scope:
+        try:
+            await model.close()
+        except Exception:
+            logger.exception("closing model %r failed", key)
+    if scope.cancelled_caught:
+        logger.error("closing model %r took over %.0f s", key, CLOSE_TIMEOUT)
+
+
+def release(slot: Slot) -> None:
+    """Open ``slot``'s gate: its asset is located, or will not be by this attempt."""
+    located, slot.located = slot.located, None
+    if located is not None:
+        located.set()
