@@ -16,8 +16,10 @@ from aiomodelkit._errors import (
     InvalidAssetSpecError,
     InvalidVersionError,
     ModelkitError,
+    NotModifiedError,
     StoreError,
     StorePermissionError,
+    StoreUnavailableError,
 )
 
 
@@ -144,6 +146,19 @@ def test_builtin_bases_catch() -> None:
         raise StorePermissionError("denied", store_url="s3://bucket")
     with pytest.raises(ValueError, match="bad spec"):
         raise InvalidAssetSpecError("bad spec", spec="a//b")
+
+
+def test_not_modified_keeps_its_token() -> None:
+    error = NotModifiedError.since("1700", key="m.versions", store_url="gs://b/p")
+    assert str(error) == "not modified since 1700 (key='m.versions', store_url='gs://b/p')"
+    assert error.token == "1700"
+    loaded = pickle.loads(pickle.dumps(error))
+    assert (type(loaded), str(loaded), vars(loaded)) == (type(error), str(error), vars(error))
+    # A store error (mapped and given context like the others), never a transient one.
+    assert issubclass(NotModifiedError, StoreError)
+    assert not issubclass(NotModifiedError, StoreUnavailableError)
+    error.add_context(asset="m")
+    assert error.token == "1700"
 
 
 def test_available_versions_are_listed() -> None:

@@ -20,14 +20,15 @@ Every error the library raises on purpose derives from :class:`ModelkitError`::
     │   ├── StoreUnavailableError      transient: 5xx, throttling, timeouts, resets; retry later
     │   ├── StorePermissionError       403 / access denied (never reported as "not found")
     │   ├── PreconditionFailedError    a conditional write lost a race
+    │   ├── NotModifiedError           a conditional read found the object unchanged (no body)
     │   ├── UnsafeStoreError           the store ignores conditional writes: publishing refused
     │   ├── PublishConflictError       another publisher overwrote or holds what we publish
     │   └── BucketNotFoundError        the bucket (or local root) itself does not exist
     └── LoadError                      a model's asset or ``_load`` failed (the cause is chained)
 
 Errors carry their context as keyword-only attributes (``asset``, ``key``, ``store_url``,
-``available_versions``, ``model``, ``cycle``) and build their message once; the context the
-message does not already state follows it in parentheses. Every error pickles.
+``available_versions``, ``model``, ``cycle``, ``token``) and build their message once; the
+context the message does not already state follows it in parentheses. Every error pickles.
 
 Something missing is worded one way, "no <thing> in <where>", by the constructors of
 :class:`AssetNotFoundError`::
@@ -49,29 +50,13 @@ if TYPE_CHECKING:
     from typing import Self
 
 __all__ = [
-    "AssetExistsError",
-    "AssetNotFoundError",
-    "BucketNotFoundError",
-    "CacheError",
-    "ConfigError",
-    "DependencyCycleError",
-    "DownloadError",
-    "IntegrityError",
-    "InvalidAssetSpecError",
-    "InvalidStoreDataError",
-    "InvalidVersionError",
-    "LoadError",
-    "ModelTypeError",
-    "ModelkitError",
-    "PreconditionFailedError",
-    "PublishConflictError",
-    "StoreError",
-    "StorePermissionError",
-    "StoreUnavailableError",
-    "UnknownModelError",
-    "UnknownStoreError",
+    "AssetExistsError", "AssetNotFoundError", "BucketNotFoundError", "CacheError", "ConfigError",
+    "DependencyCycleError", "DownloadError", "IntegrityError", "InvalidAssetSpecError",
+    "InvalidStoreDataError", "InvalidVersionError", "LoadError", "ModelTypeError", "ModelkitError",
+    "NotModifiedError", "PreconditionFailedError", "PublishConflictError", "StoreError",
+    "StorePermissionError", "StoreUnavailableError", "UnknownModelError", "UnknownStoreError",
     "UnsafeStoreError",
-]
+]  # fmt: skip
 
 
 class ModelkitError(Exception):
@@ -319,6 +304,35 @@ class StorePermissionError(StoreError, PermissionError):
 
 class PreconditionFailedError(StoreError):
     """A conditional write found the object created or changed by someone else."""
+
+
+class NotModifiedError(StoreError):
+    """A conditional read (``if_none_match``) found the object still at the caller's token.
+
+    Not a failure and never retried: the caller's copy is current, and no body was sent
+    where the store could avoid it. ``token`` is the version token the object still has.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+        model: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.token = token
+        super().__init__(message, asset=asset, key=key, store_url=store_url, model=model)
+
+    @classmethod
+    def since(cls, token: str, *, key: str | None, store_url: str | None) -> Self:
+        """The object ``key`` still has version token ``token``."""
+        return cls(f"not modified since {token}", key=key, store_url=store_url, token=token)
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "token": self.token}
 
 
 class UnsafeStoreError(StoreError):

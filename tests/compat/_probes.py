@@ -22,6 +22,7 @@ import pytest
 from aiomodelkit.testing._s3rver import S3rverServer
 
 from ._backends import NPM_CACHE, Backend, Gap
+from ._probes_reads import ignores_conditional_reads
 from ._raw import (
     BODY,
     WRONG_ETAG,
@@ -371,6 +372,7 @@ PROBES: dict[Gap, Probe] = {
     Gap.SUFFIX_RANGE_WRONG: Probe(_suffix_range_wrong, _BOTH),
     Gap.NO_416_PAST_END: Probe(_no_416_past_end, _BOTH),
     Gap.NO_GENERATION_HEADER: Probe(_no_generation_header, _GCS),
+    Gap.IGNORES_CONDITIONAL_READS: Probe(ignores_conditional_reads, _BOTH),
     Gap.V1_MARKER_LISTING: Probe(_v1_marker_listing, _S3),
     Gap.UNSORTED_LISTING: Probe(_unsorted_listing, _S3),
     Gap.PAGED_LISTING_LOSES_KEYS: Probe(_paged_listing_loses_keys, _S3),

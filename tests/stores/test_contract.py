@@ -13,11 +13,13 @@ import pytest
 from aiomodelkit import (
     AssetNotFoundError,
     InvalidStoreDataError,
+    NotModifiedError,
     PreconditionFailedError,
     StoreError,
+    StoreUnavailableError,
 )
 from aiomodelkit.stores import GCSStore, ObjectInfo, Store, StoreOptions
-from aiomodelkit.stores._base import MiB, read_small_object
+from aiomodelkit.stores._base import MiB, read_small_object, read_small_object_info
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -271,3 +273,76 @@ async def test_read_reports_the_whole_object(store_factory: StoreFactory) -> Non
     for seen in (info, whole_info):
         if seen.md5 is not None:
             assert seen.md5 == hashlib.md5(data).hexdigest()
+
+
+# -- conditional reads (if_none_match): what a version watch re-reads every interval ----------
+
+INDEX = "models/clf.versions"
+
+
+async def test_unchanged_object_is_not_modified(store_factory: StoreFactory) -> None:
+    async with store_factory() as store:
+        await store.put(INDEX, b'{"versions": ["0.0"]}')
+        token = (await store.stat(INDEX)).version_token
+        assert token is not None
+        with pytest.raises(NotModifiedError) as caught:
+            await _read(store, INDEX, if_none_match=token)
+        assert await _read(store, INDEX) == b'{"versions": ["0.0"]}'  # nothing left half-read
+    error = caught.value
+    assert (error.token, error.key, error.store_url) == (token, INDEX, store.url)
+    assert str(error).startswith(f"not modified since {token}")
+    assert isinstance(error, StoreError)
+    assert not isinstance(error, StoreUnavailableError)  # never retried
+
+
+async def test_changed_object_is_read_with_its_new_token(store_factory: StoreFactory) -> None:
+    async with store_factory() as store:
+        await store.put(INDEX, b'{"versions": ["0.0"]}')
+        old = (await store.stat(INDEX)).version_token
+        await store.put(INDEX, b'{"versions": ["0.1", "0.0"]}')
+        data, info = await read_small_object_info(store, INDEX, if_none_match=old)
+        current = (await store.stat(INDEX)).version_token
+    assert data == b'{"versions": ["0.1", "0.0"]}'
+    assert info.key == INDEX
+    assert info.size == len(data)
+    assert info.version_token == current != old
+
+
+async def test_conditional_read_of_a_missing_object(store_factory: StoreFactory) -> None:
+    async with store_factory() as store:
+        await store.put(INDEX, b"{}")
+        token = (await store.stat(INDEX)).version_token
+        assert token is not None
+        await store.delete(INDEX)
+        with pytest.raises(AssetNotFoundError) as caught:
+            await read_small_object_info(store, INDEX, if_none_match=token)
+    assert caught.value.key == INDEX
+
+
+async def test_read_small_object_info_gives_the_next_token(store_factory: StoreFactory) -> None:
+    async with store_factory() as store:
+        await store.put(INDEX, b'{"versions": ["0.0"]}')
+        data, info = await read_small_object_info(store, INDEX)
+        assert data == b'{"versions": ["0.0"]}'
+        assert info.version_token is not None
+        for _ in range(2):  # and again: an unchanged object stays "not modified"
+            with pytest.raises(NotModifiedError) as caught:
+                await read_small_object_info(store, INDEX, if_none_match=info.version_token)
+            assert caught.value.token == info.version_token
+        # The plain read is the same one, minus the token.
+        assert await read_small_object(store, INDEX) == data
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"if_match": "1"}, {"offset": 1}, {"length": 3}, {"offset": 0, "length": 3}],
+    ids=["if_match", "offset", "length", "range"],
+)
+async def test_if_none_match_is_for_whole_object_reads(
+    store_factory: StoreFactory, extra: dict[str, int | str]
+) -> None:
+    async with store_factory() as store:
+        await store.put(INDEX, b"{}")
+        token = (await store.stat(INDEX)).version_token
+        with pytest.raises(ValueError, match="if_none_match"):
+            await _read(store, INDEX, if_none_match=token, **extra)

@@ -29,7 +29,6 @@ import anyio.to_thread
 from aiomodelkit._errors import (
     AssetNotFoundError,
     ModelkitError,
-    PreconditionFailedError,
     StoreError,
 )
 from aiomodelkit._lifecycle import AsyncResource
@@ -37,9 +36,16 @@ from aiomodelkit._lifecycle import AsyncResource
 from ._azure_auth import AzureAccess, access_from_arguments, resolve_access
 from ._azure_client import AzureClients, open_clients
 from ._azure_errors import describe, map_azure_errors
-from ._azure_reads import md5_hex, response_info
+from ._azure_reads import check_offset, md5_hex, response_info
 from ._azure_uploads import BLOCK_SIZE, BLOCK_THRESHOLD, put_blob
-from ._base import DEFAULT_PREFIX, ObjectInfo, ObjectStream, StoreOptions, join_key
+from ._base import (
+    DEFAULT_PREFIX,
+    ObjectInfo,
+    ObjectStream,
+    StoreOptions,
+    check_read_conditions,
+    join_key,
+)
 from ._http_body import body_chunks, no_chunks, range_start
 
 if TYPE_CHECKING:
@@ -233,20 +239,26 @@ class AzureStore(AsyncResource):
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
         """Stream a blob, or ``length`` bytes from ``offset``, in ``chunk_size`` pieces.
 
         ``if_match`` (an ETag) goes out as ``If-Match``: a blob replaced since answers 412.
+        ``if_none_match`` goes out as ``If-None-Match``: an unchanged blob answers 304
+        without a body (Azure and Azurite); the reader checks a 200 against it too.
 
         Raises:
             AssetNotFoundError: no such blob.
             BucketNotFoundError: no such container.
+            NotModifiedError: the blob still has ETag ``if_none_match``.
             PreconditionFailedError: the blob no longer has ETag ``if_match``.
             StoreError: ``offset`` is beyond the end of the blob.
             StoreUnavailableError: the body stalled longer than the read timeout.
+            ValueError: ``if_none_match`` with ``if_match`` or a range.
         """
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("offset and length must not be negative")
+        check_read_conditions(offset, length, if_match, if_none_match)
         _, reader = self._require()
         name = self._name(key)
         byte_range = None
@@ -259,11 +271,17 @@ class AzureStore(AsyncResource):
         with self._map_errors(key):
             if length != 0:
                 with anyio.fail_after(opts.connect_timeout + opts.read_timeout):
-                    response = await reader.get(name, key, byte_range=byte_range, if_match=if_match)
+                    response = await reader.get(
+                        name,
+                        key,
+                        byte_range=byte_range,
+                        if_match=if_match,
+                        if_none_match=if_none_match,
+                    )
             if response is None:
                 # Nothing to read (length 0), or a range starting at or past the end (416),
                 # where the other stores yield nothing at the very end: check key and offset.
-                info = await self._check_offset(key, offset, if_match)
+                info = check_offset(await self.stat(key), offset, if_match, store_url=self.url)
         if response is None:
             yield ObjectStream(info, no_chunks())
             return
@@ -288,20 +306,6 @@ class AzureStore(AsyncResource):
             # A drained body returns its connection to the pool; an undrained one is dropped
             # rather than handed to the next request half-read.
             response.release()
-
-    async def _check_offset(self, key: str, offset: int, if_match: str | None) -> ObjectInfo:
-        info = await self.stat(key)
-        if if_match is not None and info.etag != if_match.strip('"'):
-            raise PreconditionFailedError(
-                f"object has ETag {info.etag}, not {if_match}", key=key, store_url=self.url
-            )
-        if offset > info.size:
-            raise StoreError(
-                f"range start {offset} is beyond the object's {info.size} bytes",
-                key=key,
-                store_url=self.url,
-            )
-        return info
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Every blob under the store prefix whose key starts with ``prefix``, page by page.

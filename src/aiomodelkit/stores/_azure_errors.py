@@ -9,6 +9,7 @@ What the service answered or the client raised                 What we raise
 ``AuthorizationPermissionMismatch``...), no usable credential
 412 ``ConditionNotMet``; 409 ``BlobAlreadyExists`` (the        ``PreconditionFailedError``
 answer to ``If-None-Match: *``)
+304 (a read's ``If-None-Match`` still matches)                 ``NotModifiedError``
 408, 429, 5xx (``ServerBusy``, ``InternalError``,              ``StoreUnavailableError``
 ``OperationTimedOut``), refused or reset connections,
 timeouts, truncated bodies
@@ -41,6 +42,7 @@ from aiomodelkit._errors import (
     AssetNotFoundError,
     BucketNotFoundError,
     ModelkitError,
+    NotModifiedError,
     PreconditionFailedError,
     StoreError,
     StorePermissionError,
@@ -75,6 +77,8 @@ def classify(status: int, code: str) -> type[StoreError] | type[AssetNotFoundErr
         return StoreError  # a leased blob: waiting or retrying the write will not help
     if status == 412 or code in ("ConditionNotMet", "BlobAlreadyExists"):
         return PreconditionFailedError
+    if status == 304:
+        return NotModifiedError
     if status in (408, 429) or status >= 500 or code in _TRANSIENT_CODES:
         return StoreUnavailableError
     return StoreError

@@ -29,10 +29,15 @@ from xml.etree import ElementTree
 import anyio
 import yarl
 
-from aiomodelkit._errors import InvalidStoreDataError
+from aiomodelkit._errors import (
+    InvalidStoreDataError,
+    NotModifiedError,
+    PreconditionFailedError,
+    StoreError,
+)
 
 from ._azure_errors import status_error
-from ._base import ObjectInfo
+from ._base import ObjectInfo, quote_etag, same_token
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -45,8 +50,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BlobReader",
     "ReadAuth",
+    "check_offset",
     "md5_hex",
     "parse_http_date",
+    "quote_etag",
     "response_info",
 ]
 
@@ -159,12 +166,19 @@ class BlobReader:
         return self._auth.secrets
 
     async def get(
-        self, name: str, key: str, *, byte_range: str | None, if_match: str | None
+        self,
+        name: str,
+        key: str,
+        *,
+        byte_range: str | None,
+        if_match: str | None,
+        if_none_match: str | None = None,
     ) -> aiohttp.ClientResponse | None:
         """GET blob ``name`` (``key`` in messages); return the 200/206 response, unread, or
         None when the range starts at or past the end of the blob (416).
 
         Raises:
+            NotModifiedError: the blob still has ETag ``if_none_match`` (304, no body).
             ModelkitError: the service answered an error (mapped by ``_azure_errors``);
                 aiohttp's own errors pass through, for the caller's error mapping.
         """
@@ -175,16 +189,30 @@ class BlobReader:
             headers["x-ms-range"] = byte_range
         if if_match is not None:
             headers["If-Match"] = quote_etag(if_match)
+        if if_none_match is not None:
+            headers["If-None-Match"] = quote_etag(if_none_match)
         url = self._base + quote(name, safe="/~") + (f"?{query}" if query else "")
         # encoded=True: yarl must send the SAS token exactly as it was signed.
         response = await self._session.get(
             yarl.URL(url, encoded=True), headers=headers, allow_redirects=False
         )
         if response.status in (200, 206):
+            etag = response.headers.get("ETag")
+            if if_none_match is not None and same_token(etag, if_none_match):
+                # The server ignored If-None-Match and sent the body: the ETags still tell.
+                response.close()
+                raise NotModifiedError.since(
+                    if_none_match.strip('"'), key=key, store_url=self._store_url
+                )
             return response
         if response.status == 416 and byte_range is not None:
             response.close()
             return None
+        if response.status == 304 and if_none_match is not None:
+            response.release()  # no body: the connection goes back to the pool
+            raise NotModifiedError.since(
+                if_none_match.strip('"'), key=key, store_url=self._store_url
+            )
         try:
             body = await response.content.read(_MAX_ERROR_BODY)
         finally:
@@ -200,9 +228,26 @@ class BlobReader:
         )
 
 
-def quote_etag(etag: str) -> str:
-    """An ETag as conditional headers want it: in double quotes (``*`` stays bare)."""
-    return etag if etag == "*" or etag.startswith(('"', 'W/"')) else f'"{etag}"'
+def check_offset(
+    info: ObjectInfo, offset: int, if_match: str | None, *, store_url: str
+) -> ObjectInfo:
+    """``info`` (from a stat), if ``if_match`` and a read from ``offset`` agree with it.
+
+    Raises:
+        PreconditionFailedError: the blob no longer has ETag ``if_match``.
+        StoreError: ``offset`` is beyond the end of the blob.
+    """
+    if if_match is not None and info.etag != if_match.strip('"'):
+        raise PreconditionFailedError(
+            f"object has ETag {info.etag}, not {if_match}", key=info.key, store_url=store_url
+        )
+    if offset > info.size:
+        raise StoreError(
+            f"range start {offset} is beyond the object's {info.size} bytes",
+            key=info.key,
+            store_url=store_url,
+        )
+    return info
 
 
 def _error_fields(headers: Mapping[str, str], body: bytes) -> tuple[str, str]:

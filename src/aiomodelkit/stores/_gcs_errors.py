@@ -7,6 +7,7 @@ HTTP 404 for a missing bucket (``GCSStore`` asks which)    ``BucketNotFoundError
 HTTP 404                                                   ``AssetNotFoundError``
 HTTP 401, 403                                              ``StorePermissionError``
 HTTP 412                                                   ``PreconditionFailedError``
+HTTP 304 (``ifGenerationNotMatch`` still matched)          ``NotModifiedError``
 HTTP 408, 429, 5xx; refused or reset connections,          ``StoreUnavailableError``
 timeouts, broken bodies
 HTTP 416, a TLS failure, any other error                   ``StoreError``
@@ -26,6 +27,7 @@ import aiohttp
 from aiomodelkit._errors import (
     AssetNotFoundError,
     ModelkitError,
+    NotModifiedError,
     PreconditionFailedError,
     StoreError,
     StorePermissionError,
@@ -68,6 +70,8 @@ def translate(exc: Exception, key: str | None, store_url: str) -> ModelkitError:
             return StorePermissionError(f"access denied ({text})", **where)
         if status == 412:
             return PreconditionFailedError(f"condition not met ({text})", **where)
+        if status == 304:
+            return NotModifiedError(f"not modified ({text})", **where)
         if status == 416:
             return StoreError(f"range starts beyond the end of the object ({text})", **where)
         if status in (408, 429) or status >= 500:

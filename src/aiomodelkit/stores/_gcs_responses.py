@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiomodelkit._errors import InvalidStoreDataError, PreconditionFailedError
 
-from ._base import ObjectInfo
+from ._base import ObjectInfo, raise_if_unchanged
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     import aiohttp
 
@@ -25,6 +26,7 @@ __all__ = [
     "check_generation",
     "object_info",
     "response_info",
+    "unless_unchanged",
 ]
 
 
@@ -110,3 +112,29 @@ def check_generation(
             key=key,
             store_url=store_url,
         )
+
+
+async def unless_unchanged(
+    info: ObjectInfo,
+    if_none_match: str,
+    stat: Callable[[str], Awaitable[ObjectInfo]],
+    store_url: str,
+) -> ObjectInfo:
+    """``info``, of a 200 answer to a conditional read, unless it shows ``if_none_match``.
+
+    Without ``x-goog-generation`` (gcp-storage-emulator), the object's metadata (``stat``)
+    tells: asked after the answer, a generation still equal to ``if_none_match`` means the
+    body is that generation's too, since generations only grow. Another generation names
+    the body only if its MD5 is the body's; else the body's generation stays unknown.
+
+    Raises:
+        NotModifiedError: the object still has generation ``if_none_match``.
+    """
+    if info.version_token is not None:
+        raise_if_unchanged(info.version_token, if_none_match, info.key, store_url=store_url)
+        return info
+    current = await stat(info.key)
+    raise_if_unchanged(current.generation, if_none_match, info.key, store_url=store_url)
+    if info.md5 is not None and info.md5 == current.md5:
+        return dataclasses.replace(info, generation=current.generation)
+    return info

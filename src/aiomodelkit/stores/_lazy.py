@@ -71,17 +71,27 @@ class LazyStore(AsyncResource):
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> AbstractAsyncContextManager[ObjectStream]:
         if self._opened:  # the common case: no extra context-manager layer per object
-            return self.inner.read(key, offset=offset, length=length, if_match=if_match)
-        return self._read_opening(key, offset, length, if_match)
+            return self.inner.read(
+                key, offset=offset, length=length, if_match=if_match, if_none_match=if_none_match
+            )
+        return self._read_opening(key, offset, length, if_match, if_none_match)
 
     @asynccontextmanager
     async def _read_opening(
-        self, key: str, offset: int, length: int | None, if_match: str | None
+        self,
+        key: str,
+        offset: int,
+        length: int | None,
+        if_match: str | None,
+        if_none_match: str | None,
     ) -> AsyncIterator[ObjectStream]:
         store = await self._open()
-        async with store.read(key, offset=offset, length=length, if_match=if_match) as stream:
+        async with store.read(
+            key, offset=offset, length=length, if_match=if_match, if_none_match=if_none_match
+        ) as stream:
             yield stream
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:

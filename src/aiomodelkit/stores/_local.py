@@ -35,7 +35,13 @@ from aiomodelkit._errors import (
 from aiomodelkit._lifecycle import AsyncResource
 from aiomodelkit._spec import validate_relative_path
 
-from ._base import ObjectInfo, ObjectStream, StoreOptions
+from ._base import (
+    ObjectInfo,
+    ObjectStream,
+    StoreOptions,
+    check_read_conditions,
+    raise_if_unchanged,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -164,14 +170,16 @@ class LocalStore(AsyncResource):
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
+        check_read_conditions(offset, length, if_match, if_none_match)
         path = self._path(key)
         end = None if length is None else offset + length
         async with self._map_errors(key):
             # One worker-thread call opens, checks and reads the first chunk: a small
             # object costs one thread hop in all.
             fd, st, first = await anyio.to_thread.run_sync(
-                self._open_sync, path, key, offset, end, if_match
+                self._open_sync, path, key, offset, end, if_match, if_none_match
             )
         try:
             yield ObjectStream(self._info(key, st), self._chunks(fd, first, key, offset, end, st))
@@ -181,7 +189,13 @@ class LocalStore(AsyncResource):
                     await anyio.to_thread.run_sync(os.close, fd)
 
     def _open_sync(
-        self, path: Path, key: str, offset: int, end: int | None, if_match: str | None
+        self,
+        path: Path,
+        key: str,
+        offset: int,
+        end: int | None,
+        if_match: str | None,
+        if_none_match: str | None,
     ) -> tuple[int | None, os.stat_result, bytes]:
         self._check_inside(path, key)
         fd = os.open(path, os.O_RDONLY)
@@ -193,6 +207,8 @@ class LocalStore(AsyncResource):
                 raise PreconditionFailedError(
                     "object changed since it was pinned", key=key, store_url=self.url
                 )
+            # Before any byte is read: an unchanged object costs one open and one fstat.
+            raise_if_unchanged(_token(st), if_none_match, key, store_url=self.url)
             if offset > st.st_size or offset < 0:
                 raise StoreError(
                     f"range start {offset} is beyond the object's {st.st_size} bytes",

@@ -17,7 +17,13 @@ import anyio
 from aiomodelkit._errors import AssetNotFoundError, PreconditionFailedError, StoreError
 from aiomodelkit._lifecycle import AsyncResource
 
-from ._base import ObjectInfo, ObjectStream, StoreOptions
+from ._base import (
+    ObjectInfo,
+    ObjectStream,
+    StoreOptions,
+    check_read_conditions,
+    raise_if_unchanged,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -78,13 +84,16 @@ class MemoryStore(AsyncResource):
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
+        check_read_conditions(offset, length, if_match, if_none_match)
         await anyio.lowlevel.checkpoint()
         obj = self._get(key)
         if if_match is not None and obj.info.version_token != if_match:
             raise PreconditionFailedError(
                 "object changed since it was pinned", key=key, store_url=self.url
             )
+        raise_if_unchanged(obj.info.version_token, if_none_match, key, store_url=self.url)
         if not 0 <= offset <= len(obj.data):
             raise StoreError(
                 f"range start {offset} is beyond the object's {len(obj.data)} bytes",

@@ -11,6 +11,7 @@ does no I/O. :class:`S3Store` holds the operations; its siblings hold the rest:
 * ``_s3_responses``: what GET, HEAD and list answers say, and bodies read in ``chunk_size``
   pieces, each under an idle timeout (:meth:`S3Store.read` always closes them, so no pooled
   connection leaks).
+* ``_s3_reads``: a GET's parameters, and its conditions checked again on a 200 answer.
 * ``_s3_uploads``: one ``PutObject``, or parts (``_s3_multipart``) above the threshold.
 * ``_s3_errors``: botocore's and aiohttp's errors, translated into ours.
 """
@@ -23,13 +24,14 @@ from urllib.parse import urlsplit
 
 import botocore.exceptions  # type: ignore[import-untyped]
 
-from aiomodelkit._errors import BucketNotFoundError, PreconditionFailedError, StoreError
+from aiomodelkit._errors import BucketNotFoundError, StoreError
 from aiomodelkit._lifecycle import AsyncResource
 
 from ._base import DEFAULT_PREFIX, MiB, ObjectInfo, ObjectStream, StoreOptions, join_key
 from ._s3_client import open_client
-from ._s3_errors import error_status, map_s3_errors
+from ._s3_errors import error_status, map_s3_errors, raise_if_not_modified
 from ._s3_multipart import MIN_PART_SIZE
+from ._s3_reads import check_conditions, get_params
 from ._s3_responses import body_chunks, no_chunks, range_skip, response_info, strip_etag
 from ._s3_uploads import put_object
 
@@ -207,27 +209,31 @@ class S3Store(AsyncResource):
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
         """Stream an object, or ``length`` bytes from ``offset``, in ``chunk_size`` pieces.
 
         Raises:
             AssetNotFoundError: no such object.
+            NotModifiedError: the object still has ETag ``if_none_match`` (a 304, or a 200
+                whose ETag shows it from a server that ignores ``If-None-Match``).
             PreconditionFailedError: the object no longer matches ``if_match``.
             StoreError: ``offset`` is beyond the end of the object.
             StoreUnavailableError: the body stalled longer than the read timeout.
+            ValueError: ``if_none_match`` with ``if_match`` or a range.
         """
-        if offset < 0 or (length is not None and length < 0):
-            raise StoreError(
-                f"invalid range: offset={offset}, length={length}", key=key, store_url=self.url
-            )
+        params = get_params(
+            self._bucket,
+            self._full(key),
+            key,
+            offset=offset,
+            length=length,
+            if_match=if_match,
+            if_none_match=if_none_match,
+            store_url=self.url,
+        )
         self._require_client()
         assert self._direct is not None
-        params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._full(key)}
-        if if_match is not None:
-            params["IfMatch"] = if_match
-        if offset or length is not None:
-            end = "" if length is None else str(offset + length - 1)
-            params["Range"] = f"bytes={offset}-{end}"
         response: Any = None
         # The yield stays outside _map_errors: the caller's own errors must pass untouched.
         with self._map_errors(key):
@@ -235,6 +241,7 @@ class S3Store(AsyncResource):
                 try:
                     response = await self._direct.get_object(params)
                 except botocore.exceptions.ClientError as exc:
+                    raise_if_not_modified(exc, if_none_match, key, store_url=self.url)
                     if error_status(exc) != 416:
                         raise
             if response is None:
@@ -247,14 +254,10 @@ class S3Store(AsyncResource):
         body = response["Body"]
         try:
             store_url, skip = self.url, 0
-            etag = strip_etag(response.get("ETag"))
-            if if_match is not None and etag is not None and etag != strip_etag(if_match):
-                # The server ignored If-Match (s3rver, rclone): the tokens tell it anyway.
-                raise PreconditionFailedError(
-                    f"object has ETag {etag}, not {strip_etag(if_match)}",
-                    key=key,
-                    store_url=store_url,
-                )
+            # A server that ignored a condition answered 200: the ETag still tells.
+            check_conditions(
+                key, response, if_match=if_match, if_none_match=if_none_match, store_url=store_url
+            )
             if "Range" in params:
                 skip = range_skip(key, offset, response.get("ContentRange"), store_url=store_url)
             elif length is None:

@@ -131,11 +131,13 @@ class DirectGetter:
     async def get_object(self, params: dict[str, Any]) -> dict[str, Any]:
         """``client.get_object(**params)``, answered with the keys S3Store reads.
 
-        ``params`` holds ``Bucket`` and ``Key``, and optionally ``Range`` and ``IfMatch``.
+        ``params`` holds ``Bucket`` and ``Key``, and optionally ``Range``, ``IfMatch`` and
+        ``IfNoneMatch`` (as S3 wants them, ETags in quotes).
 
         Raises:
-            botocore.exceptions.ClientError: the server answered an error (as botocore
-                would raise it); aiohttp errors pass through (the caller maps both).
+            botocore.exceptions.ClientError: the server answered an error, or 304 to
+                ``IfNoneMatch`` (as botocore would raise them); aiohttp errors pass through
+                (the caller maps both).
         """
         bucket = params["Bucket"]
         route = self._routes[bucket] if bucket in self._routes else await self._route(bucket)
@@ -147,6 +149,8 @@ class DirectGetter:
             headers["Range"] = params["Range"]
         if "IfMatch" in params:
             headers["If-Match"] = params["IfMatch"]
+        if "IfNoneMatch" in params:
+            headers["If-None-Match"] = params["IfNoneMatch"]
         frozen = self._credentials.get_frozen_credentials()
         if inspect.isawaitable(frozen):  # aiobotocore's refreshable credentials
             frozen = await frozen
@@ -170,6 +174,9 @@ class DirectGetter:
         )
         if response.status in (200, 206):
             return _as_botocore(response)
+        if response.status == 304:  # If-None-Match still matched: no body, keep the connection
+            response.release()
+            raise client_error(304, b"")
         try:
             body = await response.content.read(MAX_ERROR_BODY)
         finally:

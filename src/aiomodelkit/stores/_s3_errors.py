@@ -8,6 +8,7 @@ What the client raised                                        What we raise
 ``AccessDenied``, ``InvalidAccessKeyId``, ``SignatureDoes…``,  ``StorePermissionError``
 401/403, no credentials found
 ``PreconditionFailed``, 412, ``ConditionalRequestConflict``   ``PreconditionFailedError``
+``NotModified``, 304 (a GET's ``If-None-Match`` matched)      ``NotModifiedError``
 5xx, 429, ``SlowDown``, throttling, ``RequestTimeout``,        ``StoreUnavailableError``
 ``BadDigest``, refused or reset connections, timeouts,
 truncated or broken bodies (``aiohttp.ClientError``, …)
@@ -29,6 +30,7 @@ from aiomodelkit._errors import (
     AssetNotFoundError,
     BucketNotFoundError,
     ModelkitError,
+    NotModifiedError,
     PreconditionFailedError,
     StoreError,
     StorePermissionError,
@@ -38,7 +40,7 @@ from aiomodelkit._errors import (
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-__all__ = ["describe", "error_code", "error_status", "map_s3_errors"]
+__all__ = ["describe", "error_code", "error_status", "map_s3_errors", "raise_if_not_modified"]
 
 _PERMISSION_CODES = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
@@ -106,9 +108,24 @@ def _classify(exc: Any) -> type[StoreError] | type[AssetNotFoundError]:
         return StorePermissionError
     if code in _CONFLICT_CODES or status == 412:
         return PreconditionFailedError
+    if _not_modified(exc):
+        return NotModifiedError
     if code in _TRANSIENT_CODES or status == 429 or status >= 500:
         return StoreUnavailableError
     return StoreError
+
+
+def raise_if_not_modified(exc: Any, if_none_match: str | None, key: str, *, store_url: str) -> None:
+    """Raise :class:`NotModifiedError` ``from exc`` if ``exc`` is the 304 that answers a
+    GET's ``If-None-Match`` (botocore raises it as a ``ClientError``, and so does
+    ``_s3_direct``)."""
+    if if_none_match is not None and _not_modified(exc):
+        token = if_none_match.strip('"')
+        raise NotModifiedError.since(token, key=key, store_url=store_url) from exc
+
+
+def _not_modified(exc: Any) -> bool:
+    return error_status(exc) == 304 or error_code(exc) in ("304", "NotModified")
 
 
 def describe(exc: BaseException, secrets: Sequence[str] = ()) -> str:

@@ -7,13 +7,13 @@ round-trip time, where the number of requests, not the disk, sets the pace.
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
 
-from aiomodelkit._errors import StoreUnavailableError
+from aiomodelkit._errors import NotModifiedError, StoreUnavailableError
 from aiomodelkit._lifecycle import AsyncResource
 from aiomodelkit.stores._base import ObjectInfo, ObjectStream, Store
 
@@ -52,7 +52,10 @@ class InstrumentedStore(AsyncResource):
     """Wraps a real store: counts every request per kind and key, and injects faults.
 
     Entering it enters the inner store; closing it closes the inner store. A listing counts
-    one request per page of :data:`PAGE` keys, as S3 and GCS answer it.
+    one request per page of :data:`PAGE` keys, as S3 and GCS answer it. A conditional read
+    (``if_none_match``) is one ``read`` request, counted again as a ``conditional_read``,
+    and as ``not_modified`` when the store answered :class:`~aiomodelkit.NotModifiedError`
+    (with no body, where the server honours the header): see :meth:`count`.
 
     Args:
         inner: the store that answers.
@@ -72,6 +75,8 @@ class InstrumentedStore(AsyncResource):
         self.inner = inner
         self.rtt = rtt
         self.calls: Counter[tuple[str, str]] = Counter()
+        # What conditional reads were and got, per (kind, key): not requests of their own.
+        self.conditions: Counter[tuple[str, str]] = Counter()
         self.faults: list[Fault] = []
 
     async def _request(self, op: str, key: str) -> None:
@@ -84,9 +89,21 @@ class InstrumentedStore(AsyncResource):
         """Operations sent to the inner store so far."""
         return sum(self.calls.values())
 
+    @property
+    def conditional_reads(self) -> int:
+        """Reads sent with ``if_none_match`` so far (each also counts as a ``read``)."""
+        return self.count("conditional_read")
+
+    @property
+    def not_modified(self) -> int:
+        """Conditional reads the inner store answered with ``NotModifiedError`` so far."""
+        return self.count("not_modified")
+
     def count(self, op: str, key_suffix: str = "") -> int:
-        """Operations of one kind (``stat``, ``read``, ``list``, ``put``, ``delete``)."""
-        return sum(n for (o, k), n in self.calls.items() if o == op and k.endswith(key_suffix))
+        """Operations of one kind (``stat``, ``read``, ``list``, ``put``, ``delete``), or
+        reads of one outcome (``conditional_read``, ``not_modified``), on matching keys."""
+        counts = self.conditions if op in ("conditional_read", "not_modified") else self.calls
+        return sum(n for (o, k), n in counts.items() if o == op and k.endswith(key_suffix))
 
     def inject(self, fault: Fault) -> Fault:
         """Add a fault for later reads; returns it (its ``hits`` counts uses)."""
@@ -128,12 +145,23 @@ class InstrumentedStore(AsyncResource):
         offset: int = 0,
         length: int | None = None,
         if_match: str | None = None,
+        if_none_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
         await self._request("read", key)  # the first byte arrives one round trip later
+        if if_none_match is not None:
+            self.conditions["conditional_read", key] += 1
         fault = self._fault(key)
         if fault is not None and fault.fail is not None:
             raise fault.fail
-        async with self.inner.read(key, offset=offset, length=length, if_match=if_match) as stream:
+        reading = self.inner.read(
+            key, offset=offset, length=length, if_match=if_match, if_none_match=if_none_match
+        )
+        async with AsyncExitStack() as stack:
+            try:
+                stream = await stack.enter_async_context(reading)
+            except NotModifiedError:
+                self.conditions["not_modified", key] += 1  # what entering raised, only
+                raise
             if fault is None:
                 yield stream
             else:
