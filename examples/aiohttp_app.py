@@ -85,8 +85,21 @@ async def predict(request: web.Request) -> web.Response:
         return web.json_response({"error": 'expected JSON like {"text": "..."}'}, status=400)
     if not isinstance(text, str):
         return web.json_response({"error": "text must be a string"}, status=400)
-    result = await library.get("sentiment", Sentiment).predict(text)
+    # aget: under a memory budget (max_loaded_models) the model loads on first use; with
+    # watch_interval it is the newest instance, swapped in while serving.
+    model = await library.aget("sentiment", Sentiment)
+    result = await model.predict(text)
     return web.json_response(result.model_dump())
+
+
+@routes.post("/admin/reload")
+async def reload(request: web.Request) -> web.Response:
+    """Check now for newer versions and swap them in (keep /admin private)."""
+    library = request.app[LIBRARY]
+    if not library.ready:
+        return web.json_response({"error": "the models are loading"}, status=503)
+    events = await library.reload()
+    return web.json_response({"events": [type(e).__name__ + f" {e.model}" for e in events]})
 
 
 def create_app() -> web.Application:

@@ -96,4 +96,16 @@ async def predict(review: Review, library: Library) -> SentimentResult:
     """The sentiment of a text."""
     if not library.ready:
         raise HTTPException(status_code=503, detail="the models are loading")
-    return await library.get("sentiment", Sentiment).predict(review.text)
+    # aget: under a memory budget (max_loaded_models) the model loads on first use; with
+    # watch_interval it is the newest instance, swapped in while serving.
+    model = await library.aget("sentiment", Sentiment)
+    return await model.predict(review.text)
+
+
+@app.post("/admin/reload")
+async def reload(library: Library) -> dict[str, list[str]]:
+    """Check now for newer versions and swap them in (keep /admin private)."""
+    if not library.ready:
+        raise HTTPException(status_code=503, detail="the models are loading")
+    events = await library.reload()
+    return {"events": [f"{type(e).__name__} {e.model}" for e in events]}

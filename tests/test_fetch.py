@@ -21,6 +21,7 @@ from aiomodelkit import (
     AssetNotFoundError,
     AssetPublished,
     AssetsManager,
+    AssetSpec,
     DownloadError,
     DownloadStarted,
     Event,
@@ -30,6 +31,7 @@ from aiomodelkit import (
     StoreUnavailableError,
 )
 from aiomodelkit._events import Retrying
+from aiomodelkit._fetch import FetchBatch
 from aiomodelkit.stores import LocalStore, MemoryStore, S3Store, Store
 from aiomodelkit.stores._base import MiB
 from aiomodelkit.testing import Fault, InstrumentedStore, transient
@@ -460,3 +462,26 @@ async def test_processes_racing_download_once(tmp_path: Path, many_files: Path) 
     assert len({path for _, path in outputs}) == 1
     assert _tree(Path(outputs[0][1])) == _tree(many_files)
     assert _staging_left(tmp_path / "shared-cache") == []
+
+
+async def test_fetch_many_reports_one_shared_download_however_late_a_spec_resolves(
+    tmp_path: Path,
+) -> None:
+    # In fetch_many, models/d:0[w.bin] reads the meta to check its file before it joins the
+    # download of models/d:0: if that read is slow, the download may be over before it joins.
+    # It must still be reported as that download (same bytes), not as a cache hit: the
+    # fetches of one batch share each version's outcome, in whatever order they run.
+    store = InstrumentedStore(MemoryStore())
+    source = tmp_path / "d"
+    source.mkdir()
+    (source / "w.bin").write_bytes(b"weights")
+    async with AssetsManager(storage=store, settings=_settings(tmp_path / "pub")) as am:
+        await am.new(source, "models/d")
+    async with AssetsManager(storage=store, settings=_settings(tmp_path)) as am:
+        fetcher, batch = am._fetcher(), FetchBatch()
+        whole = await fetcher.fetch(AssetSpec.parse("models/d:0"), batch=batch)
+        sub = await fetcher.fetch(AssetSpec.parse("models/d:0[w.bin]"), batch=batch)
+        again = await fetcher.fetch(AssetSpec.parse("models/d:0[w.bin]"))  # another call
+    assert (sub.from_cache, sub.size) == (whole.from_cache, whole.size) == (False, 7)
+    assert (again.from_cache, again.size) == (True, 0)
+    assert store.count("read", "models/d/0.0/w.bin") == 1  # one download

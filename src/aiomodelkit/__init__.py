@@ -20,6 +20,7 @@ from ._errors import InvalidVersionError as InvalidVersionError
 from ._errors import LoadError as LoadError
 from ._errors import ModelkitError as ModelkitError
 from ._errors import ModelTypeError as ModelTypeError
+from ._errors import NotModifiedError as NotModifiedError
 from ._errors import PreconditionFailedError as PreconditionFailedError
 from ._errors import PublishConflictError as PublishConflictError
 from ._errors import StoreError as StoreError
@@ -62,6 +63,8 @@ from ._status import ModelLoadFinished as ModelLoadFinished
 from ._status import ModelLoadStarted as ModelLoadStarted
 from ._status import ModelState as ModelState
 from ._status import ModelStatus as ModelStatus
+from ._status import ModelSwapFailed as ModelSwapFailed
+from ._status import ModelSwapped as ModelSwapped
 from ._version import __version__ as __version__
 from ._versioning import MAJOR_MINOR as MAJOR_MINOR
 from ._versioning import SIMPLE_DATE as SIMPLE_DATE
@@ -115,8 +118,11 @@ __all__ = [
     "ModelLoadStarted",
     "ModelState",
     "ModelStatus",
+    "ModelSwapFailed",
+    "ModelSwapped",
     "ModelTypeError",
     "ModelkitError",
+    "NotModifiedError",
     "ObjectDownloaded",
     "ObjectUploaded",
     "PreconditionFailedError",

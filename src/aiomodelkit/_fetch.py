@@ -13,8 +13,8 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -23,16 +23,11 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from ._cache import VersionClaim
-from ._errors import (
-    AssetNotFoundError,
-    CacheError,
-    InvalidStoreDataError,
-    ModelkitError,
-)
+from ._errors import AssetNotFoundError, CacheError, InvalidStoreDataError, ModelkitError
 from ._events import AssetPublished, AssetResolved, CacheHit, DownloadStarted
 from ._groups import first_error
 from ._layout import AssetMeta, FileEntry, data_key, tree_checksum
-from ._singleflight import Batcher, SingleFlight
+from ._singleflight import Batcher, Memo, SingleFlight
 from ._spec import AssetSpec, validate_relative_path
 
 if TYPE_CHECKING:
@@ -44,7 +39,7 @@ if TYPE_CHECKING:
     from ._resolve import IndexCache, Resolver
     from ._transfer import Transfer
 
-__all__ = ["FetchedAsset", "Fetcher"]
+__all__ = ["FetchBatch", "FetchedAsset", "Fetcher"]
 
 logger = logging.getLogger("aiomodelkit")
 #: Download workers started per event-loop iteration.
@@ -89,6 +84,14 @@ class _Outcome:
     path: Path  # the version's final path
 
 
+@dataclass(frozen=True, slots=True)
+class FetchBatch:
+    """What one ``fetch_many`` shares: each index, each version's outcome (one download)."""
+
+    index: IndexCache = field(default_factory=Memo)
+    outcomes: Memo[tuple[str, str, bool], _Outcome] = field(default_factory=Memo)
+
+
 class Fetcher:
     """Makes versions complete in one cache, from the store a :class:`Resolver` reads.
 
@@ -119,7 +122,7 @@ class Fetcher:
     # -- fetching -----------------------------------------------------------------------
 
     async def fetch(
-        self, spec: AssetSpec, *, force: bool = False, index: IndexCache | None = None
+        self, spec: AssetSpec, *, force: bool = False, batch: FetchBatch | None = None
     ) -> FetchedAsset:
         """Make ``spec``'s version complete in the cache and return where it is.
 
@@ -143,13 +146,14 @@ class Fetcher:
                 fetched = FetchedAsset(spec, spec.version, path, True, 0, 0, "cache")
                 _audit(fetched, checksum, time.perf_counter() - started)
                 return fetched
-        version, source = await self.resolver.resolve(spec, index, fallback=not force)
+        batch = batch if batch is not None else FetchBatch()
+        version, source = await self.resolver.resolve(spec, batch.index, fallback=not force)
         self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
         # A file the version does not hold is refused before anything is downloaded.
         known = await self._check_sub_part(spec, version, force)
-        outcome = await self._flights.run(
-            (spec.name, version, force), lambda: self._fetch_version(spec, version, force, known)
-        )
+        key = (spec.name, version, force)
+        download = partial(self._fetch_version, spec, version, force, known)
+        outcome = await batch.outcomes.get(key, partial(self._flights.run, key, download))
         path = outcome.path
         if spec.sub_part is not None:
             path = path.joinpath(*spec.sub_part.split("/"))
@@ -207,7 +211,7 @@ class Fetcher:
         raw, meta = known or await self.resolver.meta(name, version)
         claim = VersionClaim(self._cache, name, version, force=force, locking=self._cache_locking)
         try:
-            with self._cache_errors(name):  # a read-only cache refuses the lock itself
+            with _cache_errors(self._cache.root, name):  # a read-only cache refuses the lock itself
                 found = await self._claim(claim)
             if found is not None:
                 return self._hit(name, version, found)
@@ -261,7 +265,7 @@ class Fetcher:
         self._emit(
             DownloadStarted(asset=name, version=version, objects=len(files), total_bytes=total)
         )
-        with self._cache_errors(name):
+        with _cache_errors(self._cache.root, name):
             staging = await anyio.to_thread.run_sync(
                 self._cache.new_staging, name, version, meta.is_directory, [f.path for f in files]
             )
@@ -291,7 +295,7 @@ class Fetcher:
                 first = first_error(group)
                 raise first from first.__cause__
             publish = partial(self._publish, name, version, staging, meta.is_directory, raw)
-            with self._cache_errors(name):
+            with _cache_errors(self._cache.root, name):
                 published = await anyio.to_thread.run_sync(publish, force, claim)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -323,13 +327,10 @@ class Fetcher:
         claim.release()
         return published
 
-    def _cache_errors(self, asset: str) -> AbstractContextManager[None]:
-        return _cache_errors(self._cache.root, asset)
-
     async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> int:
         assert self._transfer is not None
         try:
-            with self._cache_errors(name):
+            with _cache_errors(self._cache.root, name):
                 return await self._transfer.download(key, target, entry, asset=name)
         except ModelkitError as exc:
             exc.add_context(asset=name)  # store errors know the key, not the asset

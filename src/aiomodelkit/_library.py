@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
+import anyio
 from anyio import AsyncContextManagerMixin
 from rich.console import Console
 
@@ -32,6 +33,7 @@ from ._settings import Settings
 from ._slots import Slot, initial_status
 from ._status import LibraryEventCallback, ModelState, ModelStatus
 from ._versioning import VersioningSystem, get_versioning
+from ._watch import Watcher
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from ._graph import ModelConfiguration, ModelSource
     from ._model import Model
     from ._spec import AssetSpec
+    from ._status import ModelEvent
 
 __all__ = ["LibraryState", "ModelLibrary"]
 
@@ -107,6 +110,7 @@ class ModelLibrary(AsyncContextManagerMixin):
         self._state = LibraryState.UNOPENED
         self._graph: ModelGraph | None = None
         self._loader: Loader | None = None
+        self._watcher: Watcher | None = None
 
     def __repr__(self) -> str:
         return f"<ModelLibrary {self._state.value}>"
@@ -177,17 +181,43 @@ class ModelLibrary(AsyncContextManagerMixin):
                     # listed in required_models: never evicted (the default "all" pins none)
                     pinned=self.graph.required if self._required_models is not None else (),
                 )
+                if manager is not None:
+                    interval = options.watch_interval
+                    self._watcher = Watcher(loader, manager, interval=interval)
                 try:
                     lazy = self._lazy if self._lazy is not None else options.lazy_loading
                     if not lazy and not options.bounded:  # under a budget: on first use
                         await loader.load(self.graph.required)
-                    self._state = LibraryState.OPEN
-                    yield self
+                    async with self._watching():
+                        self._state = LibraryState.OPEN
+                        yield self
                 finally:
                     self._state = LibraryState.CLOSED
                     await loader.close()
         finally:
             self._state = LibraryState.CLOSED
+
+    @asynccontextmanager
+    async def _watching(self) -> AsyncGenerator[None]:
+        """Run the version watch, if ``watch_interval`` is set, until the body ends."""
+        watcher = self._watcher
+        if watcher is None or watcher.interval is None:
+            yield
+            return
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watcher.run, name="aiomodelkit version watch")
+                try:
+                    yield
+                finally:  # no swap starts once the library is closing
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The watch raises nothing of its own: the one error is the body's, unwrapped.
+            if len(group.exceptions) != 1:
+                raise
+            error = group.exceptions[0]
+            error.__suppress_context__ = True
+            raise error from error.__cause__
 
     def _config(self) -> Settings:
         """The settings given, else (the one place) the environment's, read once."""
@@ -258,6 +288,30 @@ class ModelLibrary(AsyncContextManagerMixin):
             raise RuntimeError(f"the library is {self._state.value}: use it inside 'async with'")
         await self._loader.load([key])
         return self.get(key) if model_type is None else self.get(key, model_type)
+
+    async def reload(self, key: str | None = None) -> list[ModelEvent]:
+        """Check now for newer versions of the partial specs of the loaded models (of
+        ``key`` only, if given) and swap them in, as the ``watch_interval`` watch does.
+
+        The index is read unconditionally and a failed version is tried again at once. A
+        pinned spec, a lock file, an offline library or a model not loaded: nothing to do.
+        What serves is never interrupted: a version that fails to fetch or load is left
+        out and reported.
+
+        Returns:
+            the :class:`ModelSwapped` and :class:`ModelSwapFailed` events of this check.
+
+        Raises:
+            UnknownModelError: no such key.
+            RuntimeError: the library is not open.
+        """
+        if key is not None:
+            self._slot(key)
+        if self._state is not LibraryState.OPEN:
+            raise RuntimeError(f"the library is {self._state.value}: use it inside 'async with'")
+        if self._watcher is None:
+            return []
+        return await self._watcher.check(None if key is None else [key], force=True)
 
     def _slot(self, key: str) -> Slot:
         if self._state is LibraryState.CLOSED:

@@ -87,9 +87,9 @@ class Loader:
         self._loaded: list[Slot] = []  # in load order: closed in reverse
         self._failures: list[LoadError] = []
         self._t0 = time.perf_counter()
-        self._residency: Residency | None = None
+        self.residency: Residency | None = None
         if max_loaded_models is not None or max_loaded_bytes is not None:
-            self._residency = Residency(
+            self.residency = Residency(
                 max_models=max_loaded_models,
                 max_bytes=max_loaded_bytes,
                 pinned=pinned,
@@ -98,10 +98,10 @@ class Loader:
 
     def touch(self, key: str) -> None:
         """``key`` was handed out: it becomes the most recently used."""
-        if self._residency is not None:
-            self._residency.touch(key)
+        if self.residency is not None:
+            self.residency.touch(key)
         slot = self.slots[key]
-        self._update(slot, last_used=self._now())
+        self.update(slot, last_used=self.now())
 
     async def load(self, keys: Iterable[str]) -> None:
         """Load ``keys`` and their dependencies, one task each.
@@ -123,7 +123,7 @@ class Loader:
                 gated.append(slot)
 
         # Under a budget, a requested model stays pinned until its requester has it.
-        books = self._residency
+        books = self.residency
         requested = list(keys) if books is not None else []
         for key in requested:
             books.hold(key)  # type: ignore[union-attr]  # requested is empty without books
@@ -179,7 +179,7 @@ class Loader:
         assert model is not None
         self._loaded.remove(slot)
         evictions = slot.status.eviction_count + 1
-        self._update(slot, state=ModelState.PENDING, eviction_count=evictions)
+        self.update(slot, state=ModelState.PENDING, eviction_count=evictions)
         logger.debug("evicting model %r to make room", key)
         try:
             await model._drained()
@@ -189,20 +189,23 @@ class Loader:
             self._unpin_dependencies(slot)
 
     def _unpin_dependencies(self, slot: Slot) -> None:
-        if self._residency is not None:
+        if self.residency is not None:
             for target in slot.conf.model_dependencies.values():
-                self._residency.unpin(target)
+                self.residency.unpin(target)
 
     # -- one model ------------------------------------------------------------------------
 
-    def _emit(self, event: ModelEvent) -> None:
+    def emit(self, event: ModelEvent) -> None:
+        """Hand ``event`` to the library's callback, if any."""
         if self._on_event is not None:
             self._on_event(event)
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """Seconds since the library opened (the timeline's clock)."""
         return time.perf_counter() - self._t0
 
-    def _update(self, slot: Slot, **changes: Any) -> None:
+    def update(self, slot: Slot, **changes: Any) -> None:
+        """Replace fields of ``slot``'s status snapshot."""
         slot.status = replace(slot.status, **changes)
 
     async def _ensure(self, key: str) -> Model[Any, Any]:
@@ -226,7 +229,7 @@ class Loader:
 
     async def _load_one(self, slot: Slot) -> None:
         phase = "fetching the asset"
-        books = self._residency
+        books = self.residency
         spec = slot.plan.spec
         asset = str(spec) if spec else None
         pinned: list[str] = []  # dependencies this attempt pins (kept once loaded)
@@ -251,22 +254,18 @@ class Loader:
                 size = known if known is not None else await asset_size(path)
                 await books.reserve(slot.key, size, asset=asset)
             phase = "building the model"
-            model = slot.conf.model_type(
-                configuration_key=slot.key,
-                asset_path=path,
-                model_settings=slot.conf.model_settings,
-                model_dependencies=ModelDependencies(dependencies, owner=slot.key),
-                validate=self._validate,
-            )
-            phase, start = "loading", self._now()
-            self._update(slot, state=ModelState.LOADING, load_started=start)
-            self._emit(ModelLoadStarted(model=slot.key, at=start))
+            model = self.instance(slot, path, dependencies)
+            phase, start = "loading", self.now()
+            self.update(slot, state=ModelState.LOADING, load_started=start)
+            self.emit(ModelLoadStarted(model=slot.key, at=start))
             await model._load_with(self._limiter)
+            if self._stale(slot, dependencies):
+                raise _DependencySwappedError
             if books is not None:
                 phase = "measuring the model"
                 measured = model.memory_bytes()
                 size = measured if measured is not None else await asset_size(path)
-                self._update(slot, size_bytes=size)
+                self.update(slot, size_bytes=size)
                 books.check_alone(slot.key, size, asset=asset)
                 await books.settle(slot.key, size)
             if self.closed:  # a lazy load that finished after the library closed
@@ -279,8 +278,14 @@ class Loader:
                 books.release(slot.key)
                 for target in pinned:
                     books.unpin(target)
+            if isinstance(exc, _DependencySwappedError):
+                # A dependency was swapped while this model loaded: load it again against
+                # the new instance (the old one closes once drained).
+                self.update(slot, state=ModelState.PENDING, load_started=None)
+                await self._load_one(slot)
+                return
             if isinstance(exc, (anyio.get_cancelled_exc_class(), _ClosedError)):
-                self._update(slot, state=ModelState.PENDING, load_started=None)
+                self.update(slot, state=ModelState.PENDING, load_started=None)
                 if isinstance(exc, _ClosedError):
                     message = f"the library closed while model {slot.key!r} was loading"
                     raise RuntimeError(message) from None
@@ -294,17 +299,17 @@ class Loader:
                     f"{phase} failed: {type(exc).__name__}: {exc}", model=slot.key, asset=asset
                 )
             self._failures.append(error)
-            self._update(slot, state=ModelState.FAILED, error=error)
-            self._emit(ModelFailed(model=slot.key, at=self._now(), error=error))
+            self.update(slot, state=ModelState.FAILED, error=error)
+            self.emit(ModelFailed(model=slot.key, at=self.now(), error=error))
             if error is exc:
                 raise
             raise error from exc
-        end = self._now()
+        end = self.now()
         slot.model = model
         self._loaded.append(slot)
         if books is not None:
             books.admit(slot.key, size)
-        self._update(
+        self.update(
             slot,
             state=ModelState.LOADED,
             load_finished=end,
@@ -312,7 +317,31 @@ class Loader:
             size_bytes=size if books is not None else None,
             load_count=slot.status.load_count + 1,
         )
-        self._emit(ModelLoadFinished(model=slot.key, at=end, seconds=end - start))
+        self.emit(ModelLoadFinished(model=slot.key, at=end, seconds=end - start))
+
+    def instance(
+        self, slot: Slot, path: Path | None, dependencies: Mapping[str, Model[Any, Any]]
+    ) -> Model[Any, Any]:
+        """A new, unloaded instance of ``slot``'s model on ``path`` and ``dependencies``
+        (by local name)."""
+        return slot.conf.model_type(
+            configuration_key=slot.key,
+            asset_path=path,
+            model_settings=slot.conf.model_settings,
+            model_dependencies=ModelDependencies(dict(dependencies), owner=slot.key),
+            validate=self._validate,
+        )
+
+    async def load_instance(self, model: Model[Any, Any]) -> None:
+        """Await ``model``'s ``_load`` under the library's load limit."""
+        await model._load_with(self._limiter)
+
+    def _stale(self, slot: Slot, dependencies: Mapping[str, Model[Any, Any]]) -> bool:
+        """Whether a dependency this model was built on is no longer the one in service."""
+        targets = slot.conf.model_dependencies
+        return any(
+            self.slots[targets[local]].model is not dep for local, dep in dependencies.items()
+        )
 
     async def _await_dependency_assets(self, slot: Slot) -> None:
         """Wait until the assets of ``slot``'s dependencies are located (see the module
@@ -327,13 +356,13 @@ class Loader:
         plan = slot.plan
         if plan.spec is None and plan.path is None:
             return None
-        start = self._now()
+        start = self.now()
         asset = str(plan.spec or plan.path)
-        self._update(slot, state=ModelState.FETCHING, fetch_started=start)
-        self._emit(ModelFetchStarted(model=slot.key, at=start, asset=asset))
+        self.update(slot, state=ModelState.FETCHING, fetch_started=start)
+        self.emit(ModelFetchStarted(model=slot.key, at=start, asset=asset))
         found = await self._locate_asset(plan)
-        end = self._now()
-        self._update(
+        end = self.now()
+        self.update(
             slot,
             state=ModelState.PENDING,  # until its dependencies are loaded
             fetch_finished=end,
@@ -341,7 +370,7 @@ class Loader:
             asset_path=found.path,
             asset_source=found.source,
         )
-        self._emit(
+        self.emit(
             ModelFetchFinished(
                 model=slot.key,
                 at=end,
@@ -357,3 +386,7 @@ class Loader:
 
 class _ClosedError(Exception):
     """A lazy load finished after the library closed."""
+
+
+class _DependencySwappedError(Exception):
+    """A dependency was swapped for a new instance while this model loaded."""

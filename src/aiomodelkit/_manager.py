@@ -12,11 +12,11 @@ import anyio
 from ._cache import AssetCache
 from ._errors import CacheError, ConfigError, DownloadError
 from ._events import Emitter
-from ._fetch import FetchedAsset, Fetcher
+from ._fetch import FetchBatch, FetchedAsset, Fetcher
 from ._lifecycle import AsyncResource
 from ._lockfile import LockedAsset, LockFile, lock_key
 from ._publish import Publisher, PublishResult
-from ._resolve import IndexCache, Resolver
+from ._resolve import IndexCache, IndexSnapshot, Resolver
 from ._settings import Settings
 from ._singleflight import Memo
 from ._spec import AssetSpec, validate_asset_name
@@ -257,6 +257,22 @@ class AssetsManager(AsyncResource):
         versions, _ = await self._publisher().read_index(name)
         return versions
 
+    async def versions_since(self, name: str, token: str | None) -> IndexSnapshot | None:
+        """The versions of ``name`` and the index's token, or None if the index still has
+        ``token``: what a version watch reads each interval (one conditional request).
+
+        Raises:
+            AssetNotFoundError: the asset does not exist.
+        """
+        validate_asset_name(name)
+        self._require_store()
+        return await self._fetcher().resolver.index_since(name, token)
+
+    def watches(self, spec: str | AssetSpec) -> bool:
+        """Whether a newer version may replace ``spec``'s while serving: the spec is
+        partial, no lock file covers it, and the manager reads a store (is not offline)."""
+        return self._fetcher().resolver.watches(self._parse(spec))
+
     async def meta(self, name: str, version: str) -> AssetMeta:
         """The parsed ``.meta`` of one version (push date, pusher, files).
 
@@ -332,11 +348,11 @@ class AssetsManager(AsyncResource):
         parsed = [self._parse(s) for s in specs]
         force = self._force(force)
         fetcher = self._fetcher()
-        index: IndexCache = Memo()
+        batch = FetchBatch()
         results: list[FetchedAsset | None] = [None] * len(parsed)
 
         async def one(position: int, spec: AssetSpec) -> None:
-            results[position] = await fetcher.fetch(spec, force=force, index=index)
+            results[position] = await fetcher.fetch(spec, force=force, batch=batch)
 
         async with self._deadline(", ".join(str(s) for s in parsed[:3])):
             async with anyio.create_task_group() as tg:

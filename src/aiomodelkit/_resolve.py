@@ -13,14 +13,21 @@ In order of preference, for ``name[:version]``:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import anyio.to_thread
 
-from ._errors import AssetNotFoundError, ConfigError, ModelkitError, StoreUnavailableError
+from ._errors import (
+    AssetNotFoundError,
+    ConfigError,
+    ModelkitError,
+    NotModifiedError,
+    StoreUnavailableError,
+)
 from ._layout import AssetMeta, meta_key, parse_index, parse_meta, versions_key
 from ._singleflight import Memo
-from .stores._base import read_small_object
+from .stores._base import read_small_object, read_small_object_info
 
 if TYPE_CHECKING:
     from ._cache import AssetCache
@@ -29,7 +36,7 @@ if TYPE_CHECKING:
     from ._transfer import Transfer
     from ._versioning import VersioningSystem
 
-__all__ = ["IndexCache", "Resolution", "Resolver"]
+__all__ = ["IndexCache", "IndexSnapshot", "Resolution", "Resolver"]
 
 logger = logging.getLogger("aiomodelkit")
 
@@ -39,6 +46,20 @@ IndexCache = Memo[str, list[str]]
 Resolution = Literal["store", "cache", "lock", "fallback"]
 """Where a version was decided: the store's index, the cache, the lock file, or the cache
 because the store was unreachable."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSnapshot:
+    """An asset's ``.versions`` index as read once.
+
+    Attributes:
+        versions: the versions it lists, newest first.
+        token: what pins this content (ETag or generation): pass it back to read the
+            index again only if it changed. None if the store sent none.
+    """
+
+    versions: list[str]
+    token: str | None
 
 
 class Resolver:
@@ -118,6 +139,34 @@ class Resolver:
         except AssetNotFoundError as exc:
             raise AssetNotFoundError.no_asset(name, store_url=exc.store_url, key=key) from None
         return parse_index(raw, name=name, versioning=self.versioning)
+
+    async def index_since(self, name: str, token: str | None) -> IndexSnapshot | None:
+        """The index, or None if it still has ``token``: one conditional request
+        (``If-None-Match``), answered without a body where the store can.
+
+        Raises:
+            AssetNotFoundError: the store has no asset ``name``.
+        """
+        assert self.transfer is not None
+        store, key = self.transfer.store, versions_key(name)
+        try:
+            raw, info = await self.transfer.request(
+                lambda: read_small_object_info(store, key, if_none_match=token),
+                asset=name,
+                key=key,
+            )
+        except NotModifiedError:
+            return None
+        except AssetNotFoundError as exc:
+            raise AssetNotFoundError.no_asset(name, store_url=exc.store_url, key=key) from None
+        versions = parse_index(raw, name=name, versioning=self.versioning)
+        return IndexSnapshot(versions, info.version_token)
+
+    def watches(self, spec: AssetSpec) -> bool:
+        """Whether a newer version may replace ``spec``'s while serving: it is partial,
+        no lock file covers it, and the store is read."""
+        complete = spec.version is not None and self.versioning.is_complete(spec.version)
+        return not (self.offline or complete or self.locked(spec) is not None)
 
     async def meta(self, name: str, version: str) -> tuple[bytes, AssetMeta]:
         """The raw and parsed ``.meta`` of one version.

@@ -7,7 +7,12 @@ Routes:
 ``GET /ready``                     200 once every model is loaded, 503 before; each model's state
 ``POST /predict/{model}``          a JSON item → the JSON result
 ``POST /predict/{model}/batch``    a JSON list of items → the JSON list of results
+``POST /admin/reload[?model=KEY]``  check now for newer versions and swap them in
+                                   (``ModelLibrary.reload``): the swaps and failures, as JSON
 =================================  ==============================================================
+
+``/admin/reload`` has no authentication, like the rest: keep the server on a private
+interface (the default host is ``127.0.0.1``) or behind a proxy that guards ``/admin``.
 
 Errors are JSON ``{"error": ...}``: 404 for a model the server does not serve, 400 for a
 body that is not JSON (or a batch that is not a list), 503 while loading, 500 with the
@@ -32,6 +37,7 @@ from aiohttp import web
 from pydantic_core import to_jsonable_python
 
 from ._errors import ConfigError, UnknownModelError
+from ._status import ModelSwapFailed, ModelSwapped
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -69,6 +75,7 @@ def make_app(library: ModelLibrary) -> web.Application:
     app.router.add_get("/ready", _ready)
     app.router.add_post("/predict/{model}", _predict)
     app.router.add_post("/predict/{model}/batch", _predict_batch)
+    app.router.add_post("/admin/reload", _reload)
     return app
 
 
@@ -82,10 +89,46 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _ready(request: web.Request) -> web.Response:
     library = request.app[_SERVED].library
-    states = {key: status.state.value for key, status in library.status().items()}
+    statuses = library.status()
+    states = {key: status.state.value for key, status in statuses.items()}
+    versions = {key: status.version for key, status in statuses.items()}
     return web.json_response(
-        {"ready": library.ready, "models": states}, status=200 if library.ready else 503
+        {"ready": library.ready, "models": states, "versions": versions},
+        status=200 if library.ready else 503,
     )
+
+
+async def _reload(request: web.Request) -> web.Response:
+    library = request.app[_SERVED].library
+    key = request.query.get("model")
+    if not library.ready:
+        return _error(503, "the models are loading")
+    try:
+        events = await library.reload(key)
+    except UnknownModelError as exc:
+        return _error(404, str(exc))
+    swapped = [
+        {
+            "model": e.model,
+            "old_version": e.old_version,
+            "new_version": e.new_version,
+            "dependency": e.dependency,
+            "seconds": round(e.seconds, 3),
+        }
+        for e in events
+        if isinstance(e, ModelSwapped)
+    ]
+    failed = [
+        {
+            "model": e.model,
+            "version": e.version,
+            "failed_version": e.failed_version,
+            "error": str(e.error),
+        }
+        for e in events
+        if isinstance(e, ModelSwapFailed)
+    ]
+    return web.json_response({"swapped": swapped, "failed": failed})
 
 
 async def _predict(request: web.Request) -> web.Response:

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
         description="Keep at most this many bytes of models loaded (a model's memory_bytes(), "
         "else its asset's size on disk); models load on first use, as for max_loaded_models.",
     )
+    watch_interval: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds between checks, while a library serves, for newer versions of "
+        "partial specs (name, name:1): one conditional read of each asset's index; a newer "
+        "version is fetched, loaded and swapped in without a failed request. Off by default.",
+    )
 
     asset_overrides: dict[str, str] = Field(
         default_factory=dict,
@@ -244,6 +251,7 @@ class Settings(BaseSettings):
             max_load_threads=self.max_load_threads,
             max_loaded_models=self.max_loaded_models,
             max_loaded_bytes=self.max_loaded_bytes,
+            watch_interval=self.watch_interval,
         )
 
     def identity(self) -> str:

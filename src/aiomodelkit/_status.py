@@ -30,6 +30,8 @@ __all__ = [
     "ModelLoadStarted",
     "ModelState",
     "ModelStatus",
+    "ModelSwapFailed",
+    "ModelSwapped",
 ]
 
 
@@ -71,6 +73,12 @@ class ModelStatus:
         last_used: when it was last handed out by ``get`` / ``aget`` or loaded.
         load_count: how many times it loaded (more than once if it was evicted).
         eviction_count: how many times it was closed to make room for another model.
+        swap_count: how many times a new instance replaced it while serving (a newer
+            version of its asset, or a dependency that was swapped).
+        swapped_at: when the last swap took effect.
+        failed_version: the newer version whose fetch or load failed last, while
+            ``version`` kept serving; None once a swap succeeds.
+        swap_error: why that swap failed (a :class:`LoadError`).
     """
 
     key: str
@@ -90,6 +98,15 @@ class ModelStatus:
     last_used: float | None = None
     load_count: int = 0
     eviction_count: int = 0
+    swap_count: int = 0
+    swapped_at: float | None = None
+    failed_version: str | None = None
+    swap_error: BaseException | None = None
+
+    @property
+    def version(self) -> str | None:
+        """The version of the asset in service (``asset_version``), when known."""
+        return self.asset_version
 
     @property
     def loaded(self) -> bool:
@@ -158,6 +175,39 @@ class ModelLoadFinished(ModelEvent):
 class ModelFailed(ModelEvent):
     """Fetching or loading failed; ``error`` is the :class:`LoadError`."""
 
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSwapped(ModelEvent):
+    """A new instance of the model replaced the one in service.
+
+    Attributes:
+        old_version: the asset version that served until now.
+        new_version: the asset version now in service (the same as ``old_version`` when
+            the model was reloaded because ``dependency`` was swapped).
+        dependency: the swapped dependency that caused this reload, or None.
+        seconds: from the start of the fetch to the swap.
+    """
+
+    old_version: str | None
+    new_version: str | None
+    dependency: str | None = None
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSwapFailed(ModelEvent):
+    """A newer version could not be fetched or loaded: the old instance keeps serving.
+
+    Attributes:
+        version: the version in service, still serving.
+        failed_version: the version that failed.
+        error: the :class:`LoadError`.
+    """
+
+    version: str | None
+    failed_version: str
     error: BaseException
 
 

@@ -181,18 +181,22 @@ class LibraryOptions:
         max_load_threads: plain-``def`` ``_load`` calls running at once in worker threads.
         max_loaded_models: at most this many models loaded at once, or None (no limit).
         max_loaded_bytes: at most this many bytes of loaded models at once, or None.
+        watch_interval: seconds between checks for newer versions while serving, or None.
     """
 
     lazy_loading: bool = False
     max_load_threads: int = 16
     max_loaded_models: int | None = None
     max_loaded_bytes: int | None = None
+    watch_interval: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_loaded_models", "max_loaded_bytes"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.watch_interval is not None and not self.watch_interval > 0:
+            raise ValueError("watch_interval must be above 0")
 
     @property
     def bounded(self) -> bool:

@@ -37,6 +37,8 @@ async def test_fastapi_recipe(example_env: dict[str, str], start_server: StartSe
             assert response.status == 422
         async with session.get(f"{server.url}/health") as response:
             assert response.status == 200
+        async with session.post(f"{server.url}/admin/reload") as response:
+            assert await response.json() == {"events": []}  # nothing newer published
     assert server.stop(signal.SIGINT) == 0, server.output()
     assert "Application shutdown complete" in server.output()
     closed = (await anyio.Path(example_env["EXAMPLE_CLOSE_LOG"]).read_text()).splitlines()

@@ -106,12 +106,31 @@ async def test_serve(tmp_path: Path, start_server: StartServer) -> None:
         async with session.post(f"{url}/predict/fails", json=7) as response:
             assert response.status == 500
             assert await response.json() == {"error": "ValueError: cannot predict 7"}
+        # A new version, swapped in on demand with its dependent, while serving.
+        (tmp_path / "words" / "words.txt").write_text("red car")
+        async with AssetsManager(tmp_path / "publisher-cache", store.as_uri()) as am:
+            await am.update(tmp_path / "words", "test/words")
+        async with session.post(f"{url}/admin/reload") as response:
+            assert response.status == 200
+            body = await response.json()
+        assert [(s["model"], s["old_version"], s["new_version"]) for s in body["swapped"]] == [
+            ("words", "0.0", "0.1"),
+            ("count", None, None),
+        ]
+        assert body["swapped"][1]["dependency"] == "words"
+        assert body["failed"] == []
+        async with session.post(f"{url}/predict/count", json="red car blue") as response:
+            assert await response.json() == 2
+        async with session.get(f"{url}/ready") as response:
+            assert (await response.json())["versions"]["words"] == "0.1"
+        async with session.post(f"{url}/admin/reload?model=nope") as response:
+            assert response.status == 404
     assert server.stop(signal.SIGTERM) == 0, server.output()
     output = server.output()
     assert "listening on http://127.0.0.1:" in output
     assert "ready: 3 model(s) loaded" in output
     assert output.rstrip().endswith("library closed")
-    assert (tmp_path / "closed.log").read_text() == "closed words\n"
+    assert (tmp_path / "closed.log").read_text() == "closed words\n" * 2  # 0.0, then 0.1
 
 
 class Echo(Model[Any, Any]):
@@ -185,3 +204,16 @@ async def test_routes_and_errors(tmp_path: Path) -> None:
                 assert "PydanticSerializationError" in (await response.json())["error"]
         async with session.get(f"{url}/health") as response:
             assert response.status == 200
+
+
+async def test_serving_under_a_memory_budget(tmp_path: Path) -> None:
+    # Every model served, none required by name: none pinned, one loaded at a time.
+    settings = Settings(assets_dir=tmp_path / "cache", max_loaded_models=1)
+    library = ModelLibrary([Echo], settings=settings)
+    async with library, serving(make_app(library)) as url, aiohttp.ClientSession() as session:
+        for key in ("echo", "idle", "echo"):
+            async with session.post(f"{url}/predict/{key}", json=key) as response:
+                assert await response.json() == key
+            assert [k for k, s in library.status().items() if s.loaded] == [key]
+        assert library.status()["echo"].eviction_count == 1
+        assert library.status()["echo"].load_count == 2

@@ -77,6 +77,16 @@ AllowUnsafePublishOption = Annotated[
         "lease and a read-back check. Default: AIOMODELKIT_ALLOW_UNSAFE_PUBLISH.",
     ),
 ]
+WatchIntervalOption = Annotated[
+    float | None,
+    typer.Option(
+        "--watch-interval",
+        metavar="SECONDS",
+        help="Check for newer versions of partial specs every SECONDS while serving, and swap "
+        "them in (POST /admin/reload checks at once). Default: AIOMODELKIT_WATCH_INTERVAL (off).",
+        show_default=False,
+    ),
+]
 ModuleArgument = Annotated[
     str,
     typer.Argument(
@@ -101,6 +111,7 @@ def load_settings(
     assets_dir: Path | None = None,
     lock_file: Path | None = None,
     multipart_threshold: int | None = None,
+    watch_interval: float | None = None,
     require_store: bool = False,
 ) -> Settings:
     """The settings of one command: its options (when given) over the environment.
@@ -110,6 +121,7 @@ def load_settings(
         assets_dir: the ``--assets-dir`` option.
         lock_file: the ``--lock-file`` option.
         multipart_threshold: the ``--multipart-threshold`` option.
+        watch_interval: the ``--watch-interval`` option.
         require_store: refuse settings without a store (the command needs one).
 
     Raises:
@@ -120,6 +132,7 @@ def load_settings(
         assets_dir=assets_dir,
         lock_file=lock_file,
         multipart_threshold=multipart_threshold,
+        watch_interval=watch_interval,
     )
     if require_store and settings.storage is None:
         raise ConfigError("no store configured: pass --storage URL or set AIOMODELKIT_STORAGE")

@@ -13,7 +13,14 @@ import typer
 from rich.markup import escape
 
 from ._models import library_for
-from ._options import AssetsDirOption, ModuleArgument, RequiredOption, StorageOption, load_settings
+from ._options import (
+    AssetsDirOption,
+    ModuleArgument,
+    RequiredOption,
+    StorageOption,
+    WatchIntervalOption,
+    load_settings,
+)
 from ._output import console, err_console, run, user_errors
 
 __all__ = ["demo", "serve"]
@@ -26,11 +33,13 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
     assets_dir: AssetsDirOption = None,
     storage: StorageOption = None,
+    watch_interval: WatchIntervalOption = None,
 ) -> None:
     """Serve the models of MODULE over HTTP until SIGINT or SIGTERM.
 
     POST /predict/{model} (a JSON item) and /predict/{model}/batch (a JSON list);
-    GET /health (the process is up) and /ready (503 until every model is loaded).
+    GET /health (the process is up) and /ready (503 until every model is loaded, with
+    each model's version); POST /admin/reload swaps in newer versions now.
     """
     from aiomodelkit._serve import serve as serve_library
 
@@ -38,7 +47,9 @@ def serve(
         err_console.print(escape(message), highlight=False)
 
     with user_errors():
-        settings = load_settings(storage=storage, assets_dir=assets_dir)
+        settings = load_settings(
+            storage=storage, assets_dir=assets_dir, watch_interval=watch_interval
+        )
         # Imported here, before the event loop starts: importing user code blocks.
         library = library_for(module, required_models, settings)
     # serve drains requests in flight on SIGINT / SIGTERM itself.
