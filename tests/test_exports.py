@@ -71,6 +71,7 @@ EXPORTED = {
         "ModelConfiguration",
         "ModelDependencies",
         "ModelEvent",
+        "ModelEvicted",
         "ModelFailed",
         "ModelFetchFinished",
         "ModelFetchStarted",

@@ -56,6 +56,7 @@ from ._settings import Settings as Settings
 from ._spec import AssetSpec as AssetSpec
 from ._status import LibraryEventCallback as LibraryEventCallback
 from ._status import ModelEvent as ModelEvent
+from ._status import ModelEvicted as ModelEvicted
 from ._status import ModelFailed as ModelFailed
 from ._status import ModelFetchFinished as ModelFetchFinished
 from ._status import ModelFetchStarted as ModelFetchStarted
@@ -109,6 +110,7 @@ __all__ = [
     "ModelConfiguration",
     "ModelDependencies",
     "ModelEvent",
+    "ModelEvicted",
     "ModelFailed",
     "ModelFetchFinished",
     "ModelFetchStarted",

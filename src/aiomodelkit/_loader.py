@@ -34,6 +34,7 @@ from ._slots import Slot, close_model, initial_status, release
 from ._status import (
     LibraryEventCallback,
     ModelEvent,
+    ModelEvicted,
     ModelFailed,
     ModelFetchFinished,
     ModelFetchStarted,
@@ -181,6 +182,7 @@ class Loader:
         evictions = slot.status.eviction_count + 1
         self.update(slot, state=ModelState.PENDING, eviction_count=evictions)
         logger.debug("evicting model %r to make room", key)
+        self.emit(ModelEvicted(model=key, at=self.now(), size_bytes=slot.status.size_bytes))
         try:
             await model._drained()
             await close_model(key, model)

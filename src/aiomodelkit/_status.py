@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LibraryEventCallback",
     "ModelEvent",
+    "ModelEvicted",
     "ModelFailed",
     "ModelFetchFinished",
     "ModelFetchStarted",
@@ -176,6 +177,18 @@ class ModelFailed(ModelEvent):
     """Fetching or loading failed; ``error`` is the :class:`LoadError`."""
 
     error: BaseException
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelEvicted(ModelEvent):
+    """The model was detached to make room under ``max_loaded_models`` /
+    ``max_loaded_bytes``; it closes once its running predictions return.
+
+    Attributes:
+        size_bytes: what it counted against the budget.
+    """
+
+    size_bytes: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ import pytest
 from aiomodelkit._errors import LoadError
 from aiomodelkit._library import ModelLibrary
 from aiomodelkit._model import Model
-from aiomodelkit._status import ModelEvent, ModelLoadFinished, ModelLoadStarted
+from aiomodelkit._status import ModelEvent, ModelEvicted, ModelLoadFinished, ModelLoadStarted
 
 from ._helpers import _settings
 
@@ -79,7 +79,9 @@ async def test_ten_models_under_a_budget_of_three(tmp_path: Path, budget: dict[s
     tracker = Tracker()
     settings = _settings(tmp_path, **budget)
     # Before its first load, a model reserves its asset's size on disk.
-    async with ModelLibrary(sized(tracker, tmp_path / "assets"), settings=settings) as lib:
+    events: list[ModelEvent | Event] = []
+    model = sized(tracker, tmp_path / "assets")
+    async with ModelLibrary(model, settings=settings, on_event=events.append) as lib:
         assert not tracker.loads  # on first use only
         for key in ["m0", "m1", "m2", "m0"]:
             assert await (await lib.aget(key)).predict("x") == f"{key}:x"
@@ -99,6 +101,9 @@ async def test_ten_models_under_a_budget_of_three(tmp_path: Path, budget: dict[s
         assert status["m9"].last_used is not None
         assert status["m0"].last_used < status["m9"].last_used  # type: ignore[operator]
         assert tracker.busy_at_close == [0] * len(tracker.order)
+        evicted = [e for e in events if isinstance(e, ModelEvicted)]
+        assert [e.model for e in evicted] == tracker.order  # one event per eviction
+        assert {e.size_bytes for e in evicted} == {100}
     assert sum(tracker.closes.values()) == sum(tracker.loads.values())  # the rest on exit
 
 
