@@ -4,10 +4,15 @@ Pass a callback (``on_event=``) to receive them; the CLI turns them into rich pr
 bars. Callbacks run on the event loop and must be quick. Inside, one :class:`Emitter` per
 manager is handed down to whatever reports (the fetch, the transfer of each object, the
 retry policy), so events never travel inside configuration values.
+
+Process-wide observers (metrics, traces) :func:`subscribe` instead: they receive every event
+of every manager and library, with the URL of the store it concerns. With none subscribed,
+emitting costs one check of an empty tuple.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +32,9 @@ __all__ = [
     "ObjectDownloaded",
     "ObjectUploaded",
     "Retrying",
+    "observed",
+    "publish",
+    "subscribe",
 ]
 
 
@@ -118,6 +126,51 @@ class ObjectUploaded(Event):
 
 EventCallback = Callable[[Event], None]
 
+Listener = Callable[[object, "str | None"], None]
+"""A process-wide observer: called with every event (an :class:`Event`, a library's
+``ModelEvent``...) and the URL of the store it concerns (None for library events)."""
+
+_listeners: tuple[Listener, ...] = ()
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    """Deliver every event of every manager and library in this process to ``listener``
+    (on the event loop that emits it: keep it quick); returns the function that stops it.
+
+    Example:
+        >>> from pathlib import Path
+        >>> seen = []
+        >>> stop = subscribe(lambda event, store: seen.append(type(event).__name__))
+        >>> publish(CacheHit(asset="a", version="1.0", path=Path(".")), None)
+        >>> stop()
+        >>> publish(CacheHit(asset="a", version="1.0", path=Path(".")), None)
+        >>> seen
+        ['CacheHit']
+    """
+    global _listeners  # the one process-wide registry, replaced whole
+    _listeners = (*_listeners, listener)
+
+    def stop() -> None:
+        global _listeners
+        _listeners = tuple(other for other in _listeners if other is not listener)
+
+    return stop
+
+
+def publish(event: object, store: str | None) -> None:
+    """Hand ``event`` to the process-wide listeners, if any; a listener that raises is
+    logged and skipped (observing must never break a fetch)."""
+    for listener in _listeners:
+        try:
+            listener(event, store)
+        except Exception:
+            logging.getLogger("aiomodelkit").exception("event listener %r failed", listener)
+
+
+def observed() -> bool:
+    """Whether any process-wide listener is subscribed."""
+    return bool(_listeners)
+
 
 class Emitter:
     """Delivers events to one callback, or drops them when there is none.
@@ -130,17 +183,20 @@ class Emitter:
         ['CacheHit']
     """
 
-    __slots__ = ("_callback",)
+    __slots__ = ("_callback", "store")
 
-    def __init__(self, callback: EventCallback | None = None) -> None:
+    def __init__(self, callback: EventCallback | None = None, *, store: str | None = None) -> None:
         self._callback = callback
+        self.store = store  # the URL of the store the events concern, for listeners
 
     @property
     def active(self) -> bool:
         """Whether anyone listens (hot loops skip building events when not)."""
-        return self._callback is not None
+        return self._callback is not None or bool(_listeners)
 
     def emit(self, event: Event) -> None:
-        """Deliver ``event``, if anyone listens."""
+        """Deliver ``event`` to the callback and the process-wide listeners, if any."""
         if self._callback is not None:
             self._callback(event)
+        if _listeners:
+            publish(event, self.store)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._errors import LoadError
+from ._events import publish
 from ._groups import leaves
 from ._model import Model, ModelDependencies
 from ._residency import Residency, asset_size
@@ -198,9 +199,10 @@ class Loader:
     # -- one model ------------------------------------------------------------------------
 
     def emit(self, event: ModelEvent) -> None:
-        """Hand ``event`` to the library's callback, if any."""
+        """Hand ``event`` to the library's callback and the process-wide listeners."""
         if self._on_event is not None:
             self._on_event(event)
+        publish(event, None)
 
     def now(self) -> float:
         """Seconds since the library opened (the timeline's clock)."""

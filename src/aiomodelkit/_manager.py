@@ -83,7 +83,7 @@ class AssetsManager(AsyncResource):
         else:
             self._store = open_store(storage, options=settings.store_options())
         self._versioning = get_versioning(versioning or settings.versioning)
-        self._emitter = Emitter(on_event)
+        self._emitter = Emitter(on_event, store=self._store.url if self._store else None)
         options = settings.fetch_options()
         self._options = options if offline is None else replace(options, offline=offline)
         self._limits = settings.transfer_limits()
