@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -52,10 +53,13 @@ from ._version import __version__
 from .stores._base import Store, read_small_object
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from ._versioning import VersioningSystem
     from .stores._base import ObjectInfo
+
+T = TypeVar("T")
 
 __all__ = ["PublishResult", "Publisher"]
 
@@ -127,9 +131,7 @@ class Publisher:
         try:
             # Retried like every read of the fetch path: one truncated body must not fail
             # a whole publication.
-            info, raw = await retrying(
-                self._retry, read, emitter=self._emitter, asset=name, key=key
-            )
+            info, raw = await self._retrying(read, name, key)
         except AssetNotFoundError:
             raise AssetNotFoundError.no_asset(name, store_url=self._store.url, key=key) from None
         # The token is read before the content: a change in between makes our later
@@ -315,13 +317,7 @@ class Publisher:
             PublishConflictError: another publisher overwrote the version or the index.
         """
         key = meta_key(name, version)
-        written = await retrying(
-            self._retry,
-            lambda: read_small_object(self._store, key),
-            emitter=self._emitter,
-            asset=name,
-            key=key,
-        )
+        written = await self._retrying(lambda: read_small_object(self._store, key), name, key)
         if written != meta:
             raise PublishConflictError(
                 f"version {version} was overwritten by another publisher while it was "
@@ -341,11 +337,21 @@ class Publisher:
                 store_url=self._store.url,
             )
 
+    async def _retrying(self, call: Callable[[], Awaitable[T]], name: str, key: str) -> T:
+        """``call()``, with transient store errors retried under the publisher's policy."""
+        return await retrying(self._retry, call, emitter=self._emitter, asset=name, key=key)
+
     async def _put_new(
         self, key: str, data: bytes | Path, conditional: bool, name: str, version: str
     ) -> None:
+        # A transient failure (a 500, a reset) is retried. If the lost attempt had landed,
+        # the retry's conditional create fails: reported as taken, never as written by us,
+        # so an update moves on to the next version and nothing of another publisher's is
+        # ever claimed as ours.
         try:
-            await self._store.put(key, data, if_absent=conditional)
+            await self._retrying(
+                lambda: self._store.put(key, data, if_absent=conditional), name, key
+            )
         except PreconditionFailedError:
             raise AssetExistsError(
                 f"version {version} was created concurrently",
@@ -362,13 +368,15 @@ class Publisher:
             except AssetNotFoundError:
                 versions, token = [], None
             merged = self._versioning.sort([*versions, version])
+            put = partial(
+                self._store.put,
+                key,
+                dump_index(merged),
+                if_absent=token is None and conditional,
+                if_match=token if conditional else None,
+            )
             try:
-                await self._store.put(
-                    key,
-                    dump_index(merged),
-                    if_absent=token is None and conditional,
-                    if_match=token if conditional else None,
-                )
+                await self._retrying(put, name, key)
             except PreconditionFailedError:
                 # Another publisher changed the index: re-read and merge again.
                 await anyio.sleep(min(0.01 * 2**attempt, 0.5))

@@ -498,3 +498,27 @@ async def test_proxy_on_the_current_loop_with_nth_and_api_error_bodies(
         assert [(r.method, r.key, r.faults) for r in s3.requests] == [
             ("GET", "k", ("ServerError",))
         ]
+
+
+@pytest.mark.parametrize(
+    "key", [DATA, rf"/{ASSET}/0\.0\.meta$", rf"/{ASSET}\.versions$"], ids=["data", "meta", "index"]
+)
+async def test_a_transient_error_while_publishing_is_retried(
+    backend: Backend, tmp_path: Path, key: str
+) -> None:
+    # A 500 on one PUT (data, meta or index: rclone answered one under load) must not fail
+    # a publication: it is retried, and the version comes out whole.
+    data = os.urandom(MiB + 7)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    rule = backend.proxy.add(ProxyRule(ServerError(500), method="PUT", key=key, times=1))
+    events: list[Event] = []
+    settings = Settings(assets_dir=tmp_path / "publisher", allow_unsafe_publish=True)
+    async with AssetsManager(
+        storage=backend.store(), settings=settings, on_event=events.append
+    ) as am:
+        assert (await am.new(source, ASSET)).version == "0.0"
+    assert backend.proxy.fired(rule) == 1
+    assert [type(e).__name__ for e in events].count("Retrying") == 1
+    outcome = await _fetch(backend, tmp_path / "cache", "streamed")
+    assert outcome.data() == data
