@@ -1,7 +1,8 @@
 """aiohttp recipe: the server answers at once and reports 503 on ``/ready`` while the models load.
 
 Run from the repository root: ``python -m examples.aiohttp_app [--host H] [--port P]``
-(127.0.0.1:8000 by default, as uvicorn and ``aiomodelkit serve``).
+(127.0.0.1:8000 by default, as uvicorn and ``aiomodelkit serve``). ``GET /metrics`` serves the
+Prometheus metrics of :mod:`aiomodelkit.metrics` (``pip install -e '.[metrics]'``).
 
 A ``cleanup_ctx`` generator owns a task group for the whole life of the app: one task in it
 enters the library (fetch and load every model, concurrently) and holds it open; the
@@ -18,9 +19,11 @@ import logging
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.to_thread
 from aiohttp import web
 
 from aiomodelkit import ModelLibrary
+from aiomodelkit.metrics import exposition, instrument
 
 from .models import Sentiment, make_library
 
@@ -48,12 +51,13 @@ async def hold_library(library: ModelLibrary) -> None:
 
 async def library_context(app: web.Application) -> AsyncIterator[None]:
     library = app[LIBRARY] = make_library()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(hold_library, library)
-        try:
-            yield
-        finally:
-            tg.cancel_scope.cancel()  # leaves `async with library`: every model is closed
+    with instrument():  # /metrics counts this process's fetches and models, failures included
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hold_library, library)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()  # leaves `async with library`: every model is closed
 
 
 @routes.get("/health")
@@ -90,6 +94,14 @@ async def predict(request: web.Request) -> web.Response:
     model = await library.aget("sentiment", Sentiment)
     result = await model.predict(text)
     return web.json_response(result.model_dump())
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics: fetches, store requests, models (every worker's, in multiprocess
+    mode: ``PROMETHEUS_MULTIPROC_DIR``)."""
+    page = await anyio.to_thread.run_sync(exposition)  # blocking: it measures the cache
+    return web.Response(body=page.body, headers={"Content-Type": page.content_type})
 
 
 @routes.post("/admin/reload")

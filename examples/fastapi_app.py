@@ -1,7 +1,10 @@
 """FastAPI recipe: the server answers at once and reports 503 on ``/ready`` while the models load.
 
-Run from the repository root, after ``pip install -e '.[fastapi]'`` (FastAPI and uvicorn):
-``uvicorn examples.fastapi_app:app`` (see ``examples/__init__.py``).
+Run from the repository root, after ``pip install -e '.[fastapi]'`` (FastAPI, uvicorn and
+prometheus-client): ``uvicorn examples.fastapi_app:app`` (see ``examples/__init__.py``).
+``GET /metrics`` serves the Prometheus metrics of :mod:`aiomodelkit.metrics`; with
+``uvicorn --workers N``, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory first and it
+serves every worker's.
 
 The lifespan owns a task group for the whole life of the app. One task in it enters the
 library (``async with library``: fetch and load every model, concurrently) and then holds it
@@ -18,10 +21,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from aiomodelkit import ModelLibrary
+from aiomodelkit.metrics import exposition, instrument
 
 from .models import Sentiment, SentimentResult, make_library
 
@@ -53,12 +58,13 @@ async def hold_library(library: ModelLibrary) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     library = make_library()  # the ModelLibrary of examples/models.py
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(hold_library, library)  # async with library: ...; await sleep_forever()
-        try:
-            yield {"library": library}  # /ready: 503 until library.ready
-        finally:
-            tg.cancel_scope.cancel()  # leaves `async with library`: every model closes
+    with instrument():  # /metrics counts this process's fetches and models, failures included
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hold_library, library)  # async with library: ...; await sleep_forever()
+            try:
+                yield {"library": library}  # /ready: 503 until library.ready
+            finally:
+                tg.cancel_scope.cancel()  # leaves `async with library`: every model closes
 
 
 app = FastAPI(title="aiomodelkit example", lifespan=lifespan)
@@ -85,6 +91,14 @@ async def ready(library: Library, response: Response) -> dict[str, Any]:
         response.status_code = 503
     states = {key: status.state.value for key, status in library.status().items()}
     return {"ready": library.ready, "models": states}
+
+
+@app.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus metrics: fetches, store requests, models (every worker's, in multiprocess
+    mode: ``PROMETHEUS_MULTIPROC_DIR``)."""
+    page = await anyio.to_thread.run_sync(exposition)  # blocking: it measures the cache
+    return Response(page.body, media_type=page.content_type)
 
 
 class Review(BaseModel):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from aiomodelkit._cache import AssetCache, VersionClaim, _exchange, _is_stale, _owner
+from aiomodelkit._cache import AssetCache, VersionClaim
+from aiomodelkit._cache_os import exchange as _exchange
+from aiomodelkit._cache_os import is_stale as _is_stale
+from aiomodelkit._cache_os import owner as _owner
 
 if TYPE_CHECKING:
     from pathlib import Path

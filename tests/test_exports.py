@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING
 import pytest
 
 import aiomodelkit
+import aiomodelkit.cache
+import aiomodelkit.metrics
 import aiomodelkit.stores
 import aiomodelkit.testing
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-PUBLIC = [aiomodelkit, aiomodelkit.stores, aiomodelkit.testing]
+PUBLIC = [
+    aiomodelkit,
+    aiomodelkit.cache,
+    aiomodelkit.metrics,
+    aiomodelkit.stores,
+    aiomodelkit.testing,
+]
 
 
 @pytest.mark.parametrize("module", PUBLIC, ids=lambda m: m.__name__)
@@ -54,6 +62,7 @@ EXPORTED = {
         "DownloadStarted",
         "Event",
         "EventCallback",
+        "FetchFinished",
         "FetchedAsset",
         "FileEntry",
         "IntegrityError",
@@ -97,6 +106,7 @@ EXPORTED = {
         "SimpleDateVersioning",
         "StoreError",
         "StorePermissionError",
+        "StoreRequest",
         "StoreUnavailableError",
         "UnknownModelError",
         "UnknownStoreError",
@@ -104,6 +114,18 @@ EXPORTED = {
         "VersioningSystem",
         "__version__",
         "get_versioning",
+    ],
+    "aiomodelkit.metrics": ["Exposition", "Instrumentation", "exposition", "instrument"],
+    "aiomodelkit.cache": [
+        "CacheScan",
+        "CachedVersion",
+        "KeptVersion",
+        "Leftover",
+        "PruneReport",
+        "VersionCheck",
+        "prune",
+        "scan",
+        "verify",
     ],
     "aiomodelkit.stores": [
         "AzureStore",

@@ -42,7 +42,7 @@ async def test_stale_staging_of_dead_processes_is_removed(tmp_path: Path) -> Non
         await am.new(source, "models/clf")
         directory = tmp_path / "cache" / "models" / "clf"
         directory.mkdir(parents=True)
-        from aiomodelkit._cache import _owner
+        from aiomodelkit._cache_os import owner as _owner
 
         host = _owner().rpartition("-")[0]
         stale = directory / f"0.0.incomplete-{host}-{dead_pid}-deadbeef"

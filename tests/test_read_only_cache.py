@@ -2,7 +2,8 @@
 
 Hits are served with no lock and no write at all; a version that would have to be downloaded
 is one :class:`~aiomodelkit.CacheError` line naming the asset and the directory, and nothing in
-the cache changes.
+the cache changes. Issue 16: ``cache ls`` and ``cache verify`` work on it; ``cache prune`` and
+``verify --repair`` refuse it with one line.
 
 Root ignores file modes, so the cache is made read-only for real: each command runs in its own
 user and mount namespace (``unshare -Urm``) where the cache directory is bind-mounted
@@ -179,5 +180,50 @@ def test_a_needed_download_is_one_cache_error_line(baked: tuple[Path, Path], loc
     assert lines[0].startswith(f"error: cannot write to the assets cache {str(cache)!r}")
     assert "read-only cache serves only the versions it already holds" in lines[0]
     assert "asset='models/clf'" in lines[0]
+    assert done.stdout == ""
+    assert _snapshot(cache) == before
+
+
+def test_cache_ls_and_verify_work_on_a_read_only_cache(baked: tuple[Path, Path]) -> None:
+    cache, store = baked
+    before = _snapshot(cache)
+    done = _run_read_only(cache, store, "cache", "ls")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].split()[:3] == ["models/clf", "0.0", "7"]
+    assert lines[-1] == "total: 1 version(s) of 1 asset(s), 7 B in 1 object(s); read-only"
+    done = _run_read_only(cache, store, "cache", "verify")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "models/clf:0.0\tok\n", "")
+    assert _snapshot(cache) == before
+
+
+def test_a_read_only_cache_is_verified_but_never_changed(baked: tuple[Path, Path]) -> None:
+    cache, store = baked
+    (cache / "models" / "clf" / "0.0" / "w.bin").write_bytes(b"damaged")  # before it is mounted
+    before = _snapshot(cache)
+    done = _run_read_only(cache, store, "cache", "verify")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: models/clf:0.0 is corrupt: w.bin: its SHA-256 differs from the meta's"
+    )
+    done = _run_read_only(cache, store, "cache", "verify", "--repair")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: the assets cache {str(cache)!r} is read-only: nothing can be repaired"
+    )
+    assert _snapshot(cache) == before
+
+
+@pytest.mark.parametrize("flags", [[], ["--dry-run"]], ids=["prune", "dry-run"])
+def test_prune_refuses_a_read_only_cache_with_one_line(
+    baked: tuple[Path, Path], flags: list[str]
+) -> None:
+    cache, store = baked
+    before = _snapshot(cache)
+    done = _run_read_only(cache, store, "cache", "prune", "--max-size", "0", *flags)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: the assets cache {str(cache)!r} is read-only: prune removes nothing"
+    ]
     assert done.stdout == ""
     assert _snapshot(cache) == before

@@ -36,9 +36,11 @@ from ._events import CacheHit as CacheHit
 from ._events import DownloadStarted as DownloadStarted
 from ._events import Event as Event
 from ._events import EventCallback as EventCallback
+from ._events import FetchFinished as FetchFinished
 from ._events import ObjectDownloaded as ObjectDownloaded
 from ._events import ObjectUploaded as ObjectUploaded
 from ._events import Retrying as Retrying
+from ._events import StoreRequest as StoreRequest
 from ._fetch import FetchedAsset as FetchedAsset
 from ._graph import ModelConfiguration as ModelConfiguration
 from ._graph import ModelGraph as ModelGraph
@@ -94,6 +96,7 @@ __all__ = [
     "DownloadStarted",
     "Event",
     "EventCallback",
+    "FetchFinished",
     "FetchedAsset",
     "FileEntry",
     "IntegrityError",
@@ -135,6 +138,7 @@ __all__ = [
     "SimpleDateVersioning",
     "StoreError",
     "StorePermissionError",
+    "StoreRequest",
     "StoreUnavailableError",
     "UnknownModelError",
     "UnknownStoreError",

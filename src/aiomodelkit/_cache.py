@@ -5,13 +5,16 @@
     ASSETS_DIR/
       CACHEDIR.TAG                                  tells backup tools this is a cache
       .locks/<name>/<version>.lock                  cross-process "one downloader" lock
+      .locks/.in-use/<host>-<pid>-<8 hex>.use       versions an open manager uses (_cache_os)
+      .locks/.in-use.lock                           orders registrations and removals
       .meta/<name>/<version>.meta                   copy of the store's meta, for audit logs
+      .meta/<name>/.<version>.used                  its mtime: when the version was last used
       <name>/<version>                              a file asset
       <name>/.<version>.SUCCESS                     its modelkit completion marker
       <name>/<version>/...                          a directory asset
       <name>/<version>/.SUCCESS                     its modelkit completion marker
       <name>/<version>.incomplete-<pid>-<8 hex>     one download in progress (staging)
-      <name>/<version>.replaced-<pid>-<8 hex>       an old copy being removed by force=True
+      <name>/<version>.replaced-<pid>-<8 hex>       an old copy being removed (force, prune)
 
 Correctness comes from the atomic rename of a fully downloaded and verified staging copy
 onto ``<name>/<version>``: no reader ever sees a partial asset, and if another process
@@ -25,27 +28,32 @@ rename, or before renaming a file) so that modelkit can read our cache, and we r
 them, as modelkit does, so that a cache partly written by modelkit (which downloads in
 place) is never mistaken for complete.
 
+A cache that tracks use (the one an open manager holds) also stamps each hit and
+publication with the time and registers the version as in use, in the same worker-thread
+hop (see :mod:`._cache_os`), so that ``prune`` never removes it.
+
 Every method blocks: call them from a worker thread.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
-import socket
-import time
 import uuid
 from typing import TYPE_CHECKING, TypeAlias
 
 import filelock
 
+from ._cache_os import UseRegistry
+from ._cache_os import exchange as _exchange
+from ._cache_os import is_stale as _is_stale
+from ._cache_os import owner as _owner
 from ._errors import InvalidStoreDataError, ModelkitError
 from ._layout import parse_meta, tree_checksum
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from ._versioning import VersioningSystem
@@ -60,26 +68,35 @@ CachedCopy: TypeAlias = "tuple[Path, str | None]"
 _MARKER = ".SUCCESS"
 _STAGING = ".incomplete-"
 _REPLACED = ".replaced-"
-#: Staging this old is removed even if its owner cannot be checked (another host).
-STALE_AFTER_S = 24 * 3600
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by aiomodelkit.\n"
     "# For information about cache directory tags, see https://bford.info/cachedir/\n"
 )
-_HOST = socket.gethostname()
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - no C library to load (not on Linux or macOS)
-    _LIBC = None
 
 
 class AssetCache:
-    """Paths, staging and publication inside one assets directory."""
+    """Paths, staging and publication inside one assets directory.
 
-    def __init__(self, assets_dir: Path) -> None:
+    Args:
+        assets_dir: the cache root.
+        track_use: stamp hits and publications with the time and register their versions as
+            in use by this process until :meth:`release_uses` (what an open manager does).
+        after_publish: called (in the same worker thread) after each publication, e.g. to
+            keep the cache under a size limit; its errors are logged, never raised.
+    """
+
+    def __init__(
+        self,
+        assets_dir: Path,
+        *,
+        track_use: bool = False,
+        after_publish: Callable[[AssetCache], object] | None = None,
+    ) -> None:
         self.root = assets_dir.absolute()
         self._real_root: Path | None = None  # resolved on first use (no I/O here)
+        self._uses = UseRegistry(self.root) if track_use else None
+        self._after_publish = after_publish
 
     def version_path(self, name: str, version: str) -> Path:
         """The final path of a version; refuses anything that would leave the cache."""
@@ -110,11 +127,20 @@ class AssetCache:
         """A complete cached version: its path (with the sub-part) and content checksum.
 
         None if the version, or the sub-part inside it, is not in the cache. One call does
-        everything a warm start needs, so it costs one worker-thread hop.
+        everything a warm start needs (in a cache that tracks use, stamping and registering
+        the version too), so it costs one worker-thread hop.
         """
         path = self.version_path(name, version)
         if not self._complete_at(path):
             return None
+        if self._uses is not None:
+            # Stamped, registered as in use, then looked at again: a prune may have removed
+            # it since the look above.
+            def still_there() -> bool:
+                return self._complete_at(path)
+
+            if not self._uses.hold(name, version, still_there):
+                return None
         if sub_part is not None:
             path = path.joinpath(*sub_part.split("/"))
             if not path.exists():
@@ -134,6 +160,11 @@ class AssetCache:
             return (self.root / ".meta" / name / f"{version}.meta").read_bytes()
         except OSError:
             return None
+
+    def release_uses(self) -> None:
+        """Stop registering this process's versions as in use (the manager closes)."""
+        if self._uses is not None:
+            self._uses.release_all()
 
     def _marker(self, path: Path, is_directory: bool) -> Path:
         return path / _MARKER if is_directory else path.with_name(f".{path.name}{_MARKER}")
@@ -207,6 +238,19 @@ class AssetCache:
         Returns False (and discards ours) if a complete copy is already there, unless
         ``replace``, which swaps the old copy out.
         """
+        if self._uses is not None:
+            self._uses.hold(name, version)  # before the rename: no prune takes it after
+        published = self._place(name, version, staging, is_directory, replace)
+        if published and self._after_publish is not None:
+            try:
+                self._after_publish(self)
+            except (OSError, ModelkitError) as exc:  # housekeeping: never fail a download
+                logger.warning("after publishing %s:%s: %s", name, version, exc)
+        return published
+
+    def _place(
+        self, name: str, version: str, staging: Path, is_directory: bool, replace: bool
+    ) -> bool:
         final = self.version_path(name, version)
         if self.is_complete(name, version) and not replace:
             self.discard(staging)
@@ -336,51 +380,3 @@ class VersionClaim:
 
     def _complete(self) -> CachedCopy | None:
         return self._cache.lookup(self._name, self._version, None)
-
-
-def _exchange(new: Path, old: Path) -> bool:
-    """Atomically swap two directories (Linux ``renameat2(RENAME_EXCHANGE)``).
-
-    Returns False where the call is unavailable (other systems, some filesystems): the
-    caller then renames the old copy aside first, leaving a moment with no copy at all,
-    but never a partial one.
-    """
-    renameat2 = getattr(_LIBC, "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), rename_exchange)
-    return bool(result == 0)
-
-
-def _owner() -> str:
-    # Host and pid name the owner, so a later process can tell whether it is still alive.
-    host = "".join(c for c in _HOST if c.isalnum() or c == "-")[:32] or "host"
-    return f"{host}-{os.getpid()}"
-
-
-def _is_stale(suffix: str, path: Path) -> bool:
-    """Whether a staging entry's owner (``<host>-<pid>-<hex>``) is gone."""
-    parts = suffix.split("-")
-    try:
-        age = time.time() - path.lstat().st_mtime
-    except FileNotFoundError:
-        return False
-    if len(parts) >= 3 and parts[-2].isdigit():
-        owner_host = "-".join(parts[:-2])
-        pid = int(parts[-2])
-        if owner_host == _owner().rpartition("-")[0]:
-            if pid == os.getpid():
-                return False  # ours, in use by another task of this process
-            return not _alive(pid)
-    return age > STALE_AFTER_S
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user
-    return True

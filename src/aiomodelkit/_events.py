@@ -29,9 +29,11 @@ __all__ = [
     "Emitter",
     "Event",
     "EventCallback",
+    "FetchFinished",
     "ObjectDownloaded",
     "ObjectUploaded",
     "Retrying",
+    "StoreRequest",
     "observed",
     "publish",
     "subscribe",
@@ -108,12 +110,15 @@ class Retrying(Event):
         attempt: the attempt that failed (1 for the first).
         delay: seconds until the next attempt.
         error: what went wrong (never credentials).
+        reason: the kind of failure, one of a few words (``throttled``, ``server_error``,
+            ``timeout``, ``truncated``, ``connection``): a metric label.
     """
 
     key: str
     attempt: int
     delay: float
     error: str
+    reason: str = "connection"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +127,58 @@ class ObjectUploaded(Event):
 
     key: str
     size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchFinished(Event):
+    """A fetch returned: one per spec fetched, after its audit record.
+
+    Attributes:
+        spec: the spec asked for.
+        version: the version it resolved to.
+        source: where the version came from: ``store`` (downloaded by this fetch or one it
+            shared), ``cache`` (already complete in the cache) or ``fallback`` (the store
+            was unreachable: the newest cached match).
+        size: the bytes downloaded (0 from the cache).
+        objects: the objects delivered: downloaded (those of the whole version), or the
+            files the spec names found in the cache (counted on disk, in a worker thread,
+            only when someone listens).
+        seconds: how long the fetch took.
+        path: the local path, including the spec's sub-part.
+    """
+
+    spec: str
+    version: str
+    source: str
+    size: int
+    objects: int
+    seconds: float
+    path: Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreRequest:
+    """One operation on a store ended: for process-wide listeners only (see :func:`subscribe`).
+
+    Published by the store wrapper of every :class:`~aiomodelkit.AssetsManager`, and only
+    while a listener is subscribed: with none, requests are not even timed. One operation
+    is one HTTP request for reads (``GET``, including each range), ``HEAD`` and ``DELETE``;
+    a ``LIST`` is one listing, however many pages it reads, and a ``PUT`` one upload,
+    however many parts.
+
+    Attributes:
+        method: ``GET``, ``HEAD``, ``LIST``, ``PUT`` or ``DELETE``.
+        key: the object key (the prefix for ``LIST``).
+        outcome: how it ended: ``ok``, ``not_found``, ``not_modified``,
+            ``precondition_failed``, ``throttled``, ``unavailable``, ``error`` or
+            ``cancelled`` (see ``aiomodelkit.metrics``).
+        seconds: from the request to its end (for ``GET``, the body's last byte).
+    """
+
+    method: str
+    key: str
+    outcome: str
+    seconds: float
 
 
 EventCallback = Callable[[Event], None]

@@ -10,28 +10,28 @@ rename (:mod:`._cache`). Concurrent fetches of one version share one download.
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
+from ._audit import audit
 from ._cache import VersionClaim
-from ._errors import AssetNotFoundError, CacheError, InvalidStoreDataError, ModelkitError
+from ._disk_errors import cache_errors
+from ._errors import AssetNotFoundError, InvalidStoreDataError, ModelkitError
 from ._events import AssetPublished, AssetResolved, CacheHit, DownloadStarted
 from ._groups import first_error
 from ._layout import AssetMeta, FileEntry, data_key, tree_checksum
+from ._pacing import work_through
 from ._singleflight import Batcher, Memo, SingleFlight
 from ._spec import AssetSpec, validate_relative_path
+from ._trace import span
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from ._cache import AssetCache, CachedCopy
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["FetchBatch", "FetchedAsset", "Fetcher"]
 
 logger = logging.getLogger("aiomodelkit")
-#: Download workers started per event-loop iteration.
-_SPAWNS_PER_TICK = 8
 #: How often a process waiting for another one's download says so.
 LOCK_LOG_INTERVAL = 10.0
 #: The first and the longest pause (seconds) between two looks at a version another process
@@ -113,7 +111,9 @@ class Fetcher:
         self.resolver = resolver
         self._cache: AssetCache = resolver.cache
         self._transfer = transfer
+        self._emitter = emitter
         self._emit = emitter.emit
+        self._store_url = emitter.store
         self._cache_locking = cache_locking
         self._flights: SingleFlight[tuple[str, str, bool], _Outcome] = SingleFlight()
         # Small disk calls (cache lookups, lock attempts) of concurrent fetches share hops.
@@ -131,6 +131,13 @@ class Fetcher:
             IntegrityError: a size or checksum did not match; nothing was published.
             InvalidStoreDataError: the meta is malformed or names unsafe paths.
         """
+        with span("aiomodelkit.fetch", spec=spec, store=self._store_url) as traced:
+            fetched = await self._fetch(spec, force, batch)
+            traced.set(version=fetched.version, source=fetched.source, bytes=fetched.size)
+            traced.set(objects=fetched.objects, cache_hit=fetched.from_cache)
+            return fetched
+
+    async def _fetch(self, spec: AssetSpec, force: bool, batch: FetchBatch | None) -> FetchedAsset:
         started = time.perf_counter()
         if not force and self.resolver.is_pinned(spec):
             # The warm-start path: no request, no client, and one worker-thread hop shared
@@ -144,13 +151,14 @@ class Fetcher:
                 self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=spec.version))
                 self._emit(CacheHit(asset=spec.name, version=spec.version, path=path))
                 fetched = FetchedAsset(spec, spec.version, path, True, 0, 0, "cache")
-                _audit(fetched, checksum, time.perf_counter() - started)
+                await audit(fetched, checksum, time.perf_counter() - started, self._emitter)
                 return fetched
         batch = batch if batch is not None else FetchBatch()
-        version, source = await self.resolver.resolve(spec, batch.index, fallback=not force)
-        self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
-        # A file the version does not hold is refused before anything is downloaded.
-        known = await self._check_sub_part(spec, version, force)
+        with span("aiomodelkit.fetch.resolve", spec=spec):
+            version, source = await self.resolver.resolve(spec, batch.index, fallback=not force)
+            self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
+            # A file the version does not hold is refused before anything is downloaded.
+            known = await self._check_sub_part(spec, version, force)
         key = (spec.name, version, force)
         download = partial(self._fetch_version, spec, version, force, known)
         outcome = await batch.outcomes.get(key, partial(self._flights.run, key, download))
@@ -164,7 +172,7 @@ class Fetcher:
         fetched = FetchedAsset(
             spec, version, path, outcome.objects == 0, outcome.size, outcome.objects, source
         )
-        _audit(fetched, outcome.checksum, time.perf_counter() - started)
+        await audit(fetched, outcome.checksum, time.perf_counter() - started, self._emitter)
         return fetched
 
     def _online(self) -> bool:
@@ -211,7 +219,8 @@ class Fetcher:
         raw, meta = known or await self.resolver.meta(name, version)
         claim = VersionClaim(self._cache, name, version, force=force, locking=self._cache_locking)
         try:
-            with _cache_errors(self._cache.root, name):  # a read-only cache refuses the lock itself
+            # A read-only cache refuses the lock itself.
+            with cache_errors(self._cache.root, name), span("aiomodelkit.fetch.lock"):
                 found = await self._claim(claim)
             if found is not None:
                 return self._hit(name, version, found)
@@ -265,37 +274,31 @@ class Fetcher:
         self._emit(
             DownloadStarted(asset=name, version=version, objects=len(files), total_bytes=total)
         )
-        with _cache_errors(self._cache.root, name):
+        with cache_errors(self._cache.root, name):
             staging = await anyio.to_thread.run_sync(
                 self._cache.new_staging, name, version, meta.is_directory, [f.path for f in files]
             )
         try:
-            try:
-                # A pool of workers, not a task per object: spawning 2,000 tasks at once
-                # holds the event loop for tens of milliseconds. Twice the connection
-                # budget, so that workers waiting for their disk write leave the budget busy.
-                queue = iter(files)
+            with span("aiomodelkit.fetch.download", objects=len(files), bytes=total) as traced:
                 received: list[int] = []  # the sizes downloaded: metas by modelkit have none
 
-                async def worker() -> None:
-                    for entry in queue:  # shared: each entry is taken by one worker
-                        key = data_key(name, version, entry.path if meta.is_directory else None)
-                        target = staging / entry.path if meta.is_directory else staging
-                        received.append(await self._object(key, target, entry, name))
+                async def one(entry: FileEntry) -> None:
+                    key = data_key(name, version, entry.path if meta.is_directory else None)
+                    target = staging / entry.path if meta.is_directory else staging
+                    received.append(await self._object(key, target, entry, name))
 
                 assert self._transfer is not None
+                # Twice the connection budget: workers waiting for their disk write leave
+                # the budget busy.
                 workers = min(len(files), 2 * self._transfer.limits.connections)
-                async with anyio.create_task_group() as tg:
-                    for number in range(workers):
-                        tg.start_soon(worker)
-                        if number % _SPAWNS_PER_TICK == _SPAWNS_PER_TICK - 1:
-                            # ~0.25 ms per spawn: 128 at once would hold the loop ~30 ms.
-                            await anyio.lowlevel.checkpoint()
-            except* ModelkitError as group:
-                first = first_error(group)
-                raise first from first.__cause__
+                try:
+                    await work_through(files, one, workers=workers)
+                except* ModelkitError as group:
+                    first = first_error(group)
+                    raise first from first.__cause__
+                traced.set(bytes=sum(received))
             publish = partial(self._publish, name, version, staging, meta.is_directory, raw)
-            with _cache_errors(self._cache.root, name):
+            with cache_errors(self._cache.root, name), span("aiomodelkit.fetch.publish"):
                 published = await anyio.to_thread.run_sync(publish, force, claim)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -330,7 +333,7 @@ class Fetcher:
     async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> int:
         assert self._transfer is not None
         try:
-            with _cache_errors(self._cache.root, name):
+            with cache_errors(self._cache.root, name):
                 return await self._transfer.download(key, target, entry, asset=name)
         except ModelkitError as exc:
             exc.add_context(asset=name)  # store errors know the key, not the asset
@@ -351,50 +354,3 @@ class Fetcher:
                 raise InvalidStoreDataError(exc.message, asset=name, key=info.key) from None
             entries.append(FileEntry(relpath, info.size))
         return tuple(entries)
-
-
-_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
-
-
-@contextmanager
-def _cache_errors(root: Path, asset: str) -> Iterator[None]:
-    """Local disk failures (store errors are mapped already) become one CacheError.
-
-    The message names the cache directory; the asset and the failing path are its fields.
-    """
-    try:
-        yield
-    except OSError as exc:
-        if isinstance(exc, ModelkitError):
-            raise  # AssetNotFoundError and StorePermissionError are OSErrors too
-        where = exc.filename if isinstance(exc.filename, str) else None
-        reason = exc.strerror or type(exc).__name__
-        message = f"cannot write to the assets cache {str(root)!r}: {reason}"
-        if exc.errno in _READ_ONLY:
-            # A pre-populated read-only cache is a supported way to run: say what it can do.
-            message += "; a read-only cache serves only the versions it already holds"
-        raise CacheError(message, asset=asset, key=where) from exc
-
-
-def _audit(fetched: FetchedAsset, checksum: str | None, duration: float) -> None:
-    """One structured record per fetch: which version a service used, from where, verified how."""
-    record = {
-        "spec": str(fetched.spec),
-        "version": fetched.version,
-        "source": "cache" if fetched.from_cache else "store",
-        "resolved_by": fetched.source,
-        "bytes": fetched.size,
-        "objects": fetched.objects,
-        "checksum": checksum,
-        "duration_s": round(duration, 6),
-        "path": str(fetched.path),
-    }
-    logger.info(
-        "fetched %s as version %s from %s (%d bytes, %.3f s)",
-        record["spec"],
-        record["version"],
-        record["source"],
-        record["bytes"],
-        duration,
-        extra={"aiomodelkit": record},
-    )

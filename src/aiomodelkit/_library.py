@@ -32,6 +32,7 @@ from ._render import render_tree
 from ._settings import Settings
 from ._slots import Slot, initial_status
 from ._status import LibraryEventCallback, ModelState, ModelStatus
+from ._trace import span
 from ._versioning import VersioningSystem, get_versioning
 from ._watch import Watcher
 
@@ -187,7 +188,10 @@ class ModelLibrary(AsyncContextManagerMixin):
                 try:
                     lazy = self._lazy if self._lazy is not None else options.lazy_loading
                     if not lazy and not options.bounded:  # under a budget: on first use
-                        await loader.load(self.graph.required)
+                        required = self.graph.required
+                        models = len(self.graph.closure(required))
+                        with span("aiomodelkit.library.start", models=models, required=required):
+                            await loader.load(required)
                     async with self._watching():
                         self._state = LibraryState.OPEN
                         yield self

@@ -31,7 +31,7 @@ from ._events import publish
 from ._groups import leaves
 from ._model import Model, ModelDependencies
 from ._residency import Residency, asset_size
-from ._slots import Slot, close_model, initial_status, release
+from ._slots import Slot, await_dependency_assets, close_model, initial_status, release
 from ._status import (
     LibraryEventCallback,
     ModelEvent,
@@ -43,6 +43,7 @@ from ._status import (
     ModelLoadStarted,
     ModelState,
 )
+from ._trace import Traced, span
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -116,7 +117,7 @@ class Loader:
         gated: list[Slot] = []
         for key in closure:
             # Before any task runs, so that a dependent whose task runs first still waits
-            # for its dependencies' assets (see _await_dependency_assets).
+            # for its dependencies' assets (see await_dependency_assets).
             # A model loading already has its gate, or its asset located.
             slot = self.slots[key]
             idle = slot.model is None and slot.status.error is None and slot.running is None
@@ -226,12 +227,13 @@ class Loader:
                 continue  # loaded, failed, or cancelled (then this task tries again)
             slot.running = done = anyio.Event()
             try:
-                await self._load_one(slot)
+                with span("aiomodelkit.model", model=key, spec=slot.plan.spec) as traced:
+                    await self._load_one(slot, traced)
             finally:
                 slot.running = None
                 done.set()
 
-    async def _load_one(self, slot: Slot) -> None:
+    async def _load_one(self, slot: Slot, traced: Traced) -> None:
         phase = "fetching the asset"
         books = self.residency
         spec = slot.plan.spec
@@ -241,28 +243,32 @@ class Loader:
         size = 0
         try:
             try:
-                await self._await_dependency_assets(slot)
+                await await_dependency_assets(slot, self.slots)
                 path = await self._locate(slot)
             finally:  # located, or never by this attempt: its dependents go on
                 release(slot)
-            dependencies = {}
-            for local, target in slot.conf.model_dependencies.items():
-                phase = f"dependency {target!r}"
-                dependencies[local] = await self._ensure(target)
-                if books is not None:  # no await since _ensure returned: still loaded
-                    books.pin(target)
-                    pinned.append(target)
-            if books is not None:
-                phase = "making room"
-                known = slot.status.size_bytes
-                size = known if known is not None else await asset_size(path)
-                await books.reserve(slot.key, size, asset=asset)
-            phase = "building the model"
-            model = self.instance(slot, path, dependencies)
+            # From the asset on disk; without one, from the start (as the timeline draws it).
+            waited_from = traced.started if path is None else None
+            with span("aiomodelkit.model.wait", start=waited_from):
+                dependencies = {}
+                for local, target in slot.conf.model_dependencies.items():
+                    phase = f"dependency {target!r}"
+                    dependencies[local] = await self._ensure(target)
+                    if books is not None:  # no await since _ensure returned: still loaded
+                        books.pin(target)
+                        pinned.append(target)
+                if books is not None:
+                    phase = "making room"
+                    known = slot.status.size_bytes
+                    size = known if known is not None else await asset_size(path)
+                    await books.reserve(slot.key, size, asset=asset)
+                phase = "building the model"
+                model = self.instance(slot, path, dependencies)
             phase, start = "loading", self.now()
             self.update(slot, state=ModelState.LOADING, load_started=start)
             self.emit(ModelLoadStarted(model=slot.key, at=start))
-            await model._load_with(self._limiter)
+            with span("aiomodelkit.model.load"):
+                await model._load_with(self._limiter)
             if self._stale(slot, dependencies):
                 raise _DependencySwappedError
             if books is not None:
@@ -286,7 +292,7 @@ class Loader:
                 # A dependency was swapped while this model loaded: load it again against
                 # the new instance (the old one closes once drained).
                 self.update(slot, state=ModelState.PENDING, load_started=None)
-                await self._load_one(slot)
+                await self._load_one(slot, traced)
                 return
             if isinstance(exc, (anyio.get_cancelled_exc_class(), _ClosedError)):
                 self.update(slot, state=ModelState.PENDING, load_started=None)
@@ -347,15 +353,6 @@ class Loader:
             self.slots[targets[local]].model is not dep for local, dep in dependencies.items()
         )
 
-    async def _await_dependency_assets(self, slot: Slot) -> None:
-        """Wait until the assets of ``slot``'s dependencies are located (see the module
-        docstring). Only dependencies gated by :meth:`load` and not located yet are waited
-        for; each gate opens when its model's attempt has located the asset or ended."""
-        for target in slot.conf.model_dependencies.values():
-            located = self.slots[target].located
-            if located is not None:
-                await located.wait()
-
     async def _locate(self, slot: Slot) -> Path | None:
         plan = slot.plan
         if plan.spec is None and plan.path is None:
@@ -364,7 +361,9 @@ class Loader:
         asset = str(plan.spec or plan.path)
         self.update(slot, state=ModelState.FETCHING, fetch_started=start)
         self.emit(ModelFetchStarted(model=slot.key, at=start, asset=asset))
-        found = await self._locate_asset(plan)
+        with span("aiomodelkit.model.fetch", spec=asset) as fetching:
+            found = await self._locate_asset(plan)
+            fetching.set(version=found.version, source=found.source)
         end = self.now()
         self.update(
             slot,

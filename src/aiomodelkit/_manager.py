@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._cache import AssetCache
+from ._cache_prune import size_limit
 from ._errors import CacheError, ConfigError, DownloadError
 from ._events import Emitter
 from ._fetch import FetchBatch, FetchedAsset, Fetcher
@@ -90,6 +91,7 @@ class AssetsManager(AsyncResource):
         self._retry = settings.retry_policy()
         self._identity = settings.identity  # asked only when publishing
         self._allow_unsafe_publish = settings.allow_unsafe_publish
+        self._cache_max_bytes = settings.cache_max_bytes
         lock_path = lock_file if lock_file is not None else settings.lock_file
         self._lock_path = Path(lock_path) if lock_path is not None else None
         self._fetcher_instance: Fetcher | None = None  # set while the manager is open
@@ -140,8 +142,11 @@ class AssetsManager(AsyncResource):
             else None
         )
         options = self._options
+        cache = AssetCache(  # registers what it serves as in use until the manager closes
+            self._assets_dir, track_use=True, after_publish=size_limit(self._cache_max_bytes, lock)
+        )
         resolver = Resolver(
-            AssetCache(self._assets_dir),
+            cache,
             self._versioning,
             transfer=transfer,
             lock=lock,
@@ -155,7 +160,9 @@ class AssetsManager(AsyncResource):
         )
 
     async def _aclose(self) -> None:
-        self._fetcher_instance = None
+        fetcher, self._fetcher_instance = self._fetcher_instance, None
+        if fetcher is not None:  # what it fetched is no longer in use by this manager
+            await anyio.to_thread.run_sync(fetcher.resolver.cache.release_uses)
         lazy, self._lazy = self._lazy, None
         if lazy is not None:
             await lazy.aclose()  # closes the store if a request opened it

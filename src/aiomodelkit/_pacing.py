@@ -11,17 +11,61 @@ together, and the next 64 starts pile up again.
 others wait, first come first served, for the following iterations. It does not lower the
 number of requests in flight (the connection limiter does that), only spreads their
 starts, so a CPU-bound fetch keeps its throughput and the loop stays responsive.
+
+:func:`work_through` paces the other kind of start: the tasks of a pool of workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import TYPE_CHECKING, TypeVar
 
-__all__ = ["RequestPacer"]
+import anyio
+import anyio.lowlevel
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
+__all__ = ["RequestPacer", "work_through"]
+
+T = TypeVar("T")
 
 #: Request starts admitted per event-loop iteration (about 2 ms of loop time for S3 GETs).
 DEFAULT_PER_TICK = 8
+#: Workers started per event-loop iteration.
+SPAWNS_PER_TICK = 8
+
+
+async def work_through(
+    items: Iterable[T], work: Callable[[T], Awaitable[None]], *, workers: int
+) -> None:
+    """Await ``work(item)`` for every item, on at most ``workers`` tasks of one task group.
+
+    A pool of workers, not a task per item: spawning 2,000 tasks at once holds the event
+    loop for tens of milliseconds. The workers start :data:`SPAWNS_PER_TICK` per loop
+    iteration (~0.25 ms per spawn: 128 at once would hold the loop ~30 ms). Errors come as
+    the task group's ``ExceptionGroup``.
+
+    Example:
+        >>> done = []
+        >>> async def work(item: int) -> None:
+        ...     done.append(item)
+        >>> anyio.run(lambda: work_through(range(20), work, workers=3))
+        >>> sorted(done) == list(range(20))
+        True
+    """
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:  # shared: each item is taken by one worker
+            await work(item)
+
+    async with anyio.create_task_group() as tg:
+        for number in range(workers):
+            tg.start_soon(worker)
+            if number % SPAWNS_PER_TICK == SPAWNS_PER_TICK - 1:
+                await anyio.lowlevel.checkpoint()
 
 
 class RequestPacer:

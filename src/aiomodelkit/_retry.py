@@ -19,6 +19,7 @@ import anyio
 
 from ._errors import StoreUnavailableError
 from ._events import Retrying
+from ._outcomes import retry_reason
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -75,6 +76,7 @@ async def retrying(
                     attempt=number,
                     delay=delay,
                     error=f"{type(exc).__name__}: {exc}",
+                    reason=retry_reason(exc),
                 )
             )
             await anyio.sleep(delay)

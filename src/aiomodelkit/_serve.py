@@ -9,6 +9,8 @@ Routes:
 ``POST /predict/{model}/batch``    a JSON list of items → the JSON list of results
 ``POST /admin/reload[?model=KEY]``  check now for newer versions and swap them in
                                    (``ModelLibrary.reload``): the swaps and failures, as JSON
+``GET /metrics``                   Prometheus metrics (:mod:`aiomodelkit.metrics`; 501 and one
+                                   line without ``aiomodelkit[metrics]``)
 =================================  ==============================================================
 
 ``/admin/reload`` has no authentication, like the rest: keep the server on a private
@@ -38,6 +40,7 @@ from pydantic_core import to_jsonable_python
 
 from ._errors import ConfigError, UnknownModelError
 from ._status import ModelSwapFailed, ModelSwapped
+from .metrics import exposition, instrument
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,6 +79,7 @@ def make_app(library: ModelLibrary) -> web.Application:
     app.router.add_post("/predict/{model}", _predict)
     app.router.add_post("/predict/{model}/batch", _predict_batch)
     app.router.add_post("/admin/reload", _reload)
+    app.router.add_get("/metrics", _metrics)
     return app
 
 
@@ -96,6 +100,14 @@ async def _ready(request: web.Request) -> web.Response:
         {"ready": library.ready, "models": states, "versions": versions},
         status=200 if library.ready else 503,
     )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    try:  # the walk of the cache directories blocks: off the loop
+        page = await anyio.to_thread.run_sync(exposition)
+    except ConfigError as exc:
+        return web.Response(status=501, text=f"{exc}\n")
+    return web.Response(body=page.body, headers={"Content-Type": page.content_type})
 
 
 async def _reload(request: web.Request) -> web.Response:
@@ -184,6 +196,9 @@ async def serve(
 ) -> None:
     """Serve ``library`` on ``host:port`` until SIGINT or SIGTERM (main thread only).
 
+    While it serves, the process's metrics are counted on prometheus_client's default
+    registry (:func:`aiomodelkit.metrics.instrument`), if prometheus-client is installed.
+
     Args:
         library: an unopened library; it is entered here and closed at shutdown.
         host: the address to bind.
@@ -200,6 +215,10 @@ async def serve(
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     stopped = False
+    try:  # before the library opens: its first fetch is counted
+        metrics = instrument()
+    except ConfigError:  # prometheus-client is not installed: /metrics answers 501
+        metrics = None
 
     async def stop() -> None:
         nonlocal stopped
@@ -227,3 +246,5 @@ async def serve(
     finally:
         with anyio.CancelScope(shield=True):
             await stop()
+        if metrics is not None:
+            metrics.stop()

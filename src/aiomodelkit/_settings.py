@@ -123,6 +123,13 @@ class Settings(BaseSettings):
         "a cache download once. Correctness never depends on it; turn it off where file "
         "locks hang (some network filesystems).",
     )
+    cache_max_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Keep the cache at most this many bytes: after each download is published, "
+        "the least recently used versions go, except versions in use by an open manager of a "
+        "live process, pinned by the lock file, or being downloaded. Off by default.",
+    )
     lock_file: Path | None = Field(
         default=None,
         description="A lock file of resolved versions to honour; it must exist, and a spec "

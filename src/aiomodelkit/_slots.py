@@ -16,11 +16,20 @@ import anyio
 from ._status import ModelState, ModelStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._graph import ModelConfiguration
     from ._model import Model
     from ._overrides import AssetPlan
 
-__all__ = ["CLOSE_TIMEOUT", "Slot", "close_model", "initial_status", "release"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "Slot",
+    "await_dependency_assets",
+    "close_model",
+    "initial_status",
+    "release",
+]
 
 logger = logging.getLogger("aiomodelkit")
 #: A model's close() gets this long (seconds) before the library moves on.
@@ -67,3 +76,13 @@ def release(slot: Slot) -> None:
     located, slot.located = slot.located, None
     if located is not None:
         located.set()
+
+
+async def await_dependency_assets(slot: Slot, slots: Mapping[str, Slot]) -> None:
+    """Wait until the assets of ``slot``'s dependencies are located (assets are fetched
+    dependencies first: see :mod:`._loader`). Only gated dependencies are waited for; each
+    gate opens when its model's attempt has located the asset or ended."""
+    for target in slot.conf.model_dependencies.values():
+        located = slots[target].located
+        if located is not None:
+            await located.wait()

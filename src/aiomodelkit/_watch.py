@@ -29,6 +29,7 @@ import anyio
 from ._errors import AssetNotFoundError, ModelkitError
 from ._overrides import LocatedAsset
 from ._swap import record_failure, swap
+from ._trace import span
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -169,11 +170,12 @@ class Watcher:
                 continue  # evicted or loading meanwhile: its next load resolves afresh
             started = loader.now()
             try:
-                fetched = await self._manager.fetch(spec.with_version(newest))
-                located = LocatedAsset(
-                    fetched.path, fetched.version, "cache" if fetched.from_cache else "store"
-                )
-                events += await swap(loader, key, located, started=started)
+                with span("aiomodelkit.model.swap", model=key, version=newest):
+                    fetched = await self._manager.fetch(spec.with_version(newest))
+                    located = LocatedAsset(
+                        fetched.path, fetched.version, "cache" if fetched.from_cache else "store"
+                    )
+                    events += await swap(loader, key, located, started=started)
             except Exception as exc:  # reported on the status: serving goes on
                 events.append(record_failure(loader, key, newest, exc))
                 state.failures += 1

@@ -247,6 +247,35 @@ CASES: list[Case] = [
         notes=1,  # the plan: "Publish ... as models/e:0.0 ... to file://..."
         needs=("read_only_dir",),
     ),
+    # -- the cache commands (issue 16) ------------------------------------------------------
+    _case("cache-ls-no-dir", "cache ls --assets-dir {tmp}/nosuch", "no assets cache at '"),
+    _case("cache-ls-dir-is-a-file", "cache ls --assets-dir {src}", "is a file, not a directory"),
+    _case("cache-verify-bad-spec", "cache verify models/../x", "has a '..' segment"),
+    _case(
+        "cache-verify-not-cached", "cache verify models/d", "no version of 'models/d' in the cache"
+    ),
+    _case(
+        "cache-verify-no-version",
+        "cache verify models/c:3.1",
+        "no version 3.1 of 'models/c' in the cache '{cache}'",
+    ),
+    _case("cache-verify-repair-no-store", "cache verify --repair", "no store", env=NO_STORE),
+    _case(
+        "cache-prune-lock-file-missing",
+        "cache prune --keep-latest 1 --keep-lock-file {tmp}/nosuch.lock",
+        "nosuch.lock' does not exist",
+    ),
+    _case("cache-prune-lock-file-malformed", "cache prune --keep-lock-file {src}", "malformed"),
+    _case(
+        "cache-prune-read-only",
+        "cache prune --max-size 0 --assets-dir {read_only_dir}",
+        "read-only",
+        needs=("read_only_dir",),
+    ),
+    _case("cache-prune-bad-age", "cache prune --older-than 3x", "'3x' is not a duration", 2),
+    _case("cache-prune-bad-size", "cache prune --max-size 12XB", "'12XB' is not a size", 2),
+    _case("cache-prune-keep-none", "cache prune --keep-latest 0", "'--keep-latest'", 2),
+    _case("usage-cache-unknown-sort", "cache ls --sort age", "Invalid value for '--sort'", 2),
     _case("describe-no-module", "describe {tmp}/nosuch.py", "no such file"),
     _case("describe-directory", "describe {tmp}", "a directory, not a .py file"),
     _case("list-assets-not-python", "list-assets {src}", "not a .py file"),
@@ -397,5 +426,6 @@ SUBPROCESS_CASES = [
         "lock-output-in-missing-directory",
         "scheme-unknown",
         "s3-unreachable-fetch",
+        "cache-verify-no-version",
     }
 ]

@@ -48,6 +48,13 @@ async def test_aiohttp_recipe(
             assert await response.json() == {"events": ["ModelSwapped sentiment"]}
         async with session.post(f"{server.url}/predict", json={"text": "bad"}) as response:
             assert (await response.json())["score"] == 5.0
+        async with session.get(f"{server.url}/metrics") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            page = (await response.text()).splitlines()
+        swaps = 'aiomodelkit_model_swaps_total{model="sentiment",outcome="ok"} 1.0'
+        assert swaps in page
+        assert 'aiomodelkit_model_version_info{model="sentiment",version="0.1"} 1.0' in page
     assert server.stop(signal.SIGTERM) == 0, server.output()
     assert "model library closed" in server.output()
     closed = (await anyio.Path(example_env["EXAMPLE_CLOSE_LOG"]).read_text()).splitlines()

@@ -39,6 +39,12 @@ async def test_fastapi_recipe(example_env: dict[str, str], start_server: StartSe
             assert response.status == 200
         async with session.post(f"{server.url}/admin/reload") as response:
             assert await response.json() == {"events": []}  # nothing newer published
+        async with session.get(f"{server.url}/metrics") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            page = await response.text()
+        loaded = 'aiomodelkit_model_state{model="sentiment",state="loaded"} 1.0'
+        assert loaded in page.splitlines()
     assert server.stop(signal.SIGINT) == 0, server.output()
     assert "Application shutdown complete" in server.output()
     closed = (await anyio.Path(example_env["EXAMPLE_CLOSE_LOG"]).read_text()).splitlines()

@@ -1,15 +1,16 @@
 """The ``aiomodelkit`` typer app: every command, registered in one place, and ``main()``.
 
 The commands live beside this module, one module per group: ``_assets.py`` (the ``assets``
-commands), ``_library.py`` (describe, list-assets, download-assets) and ``_serve.py``
-(serve, demo). Below them: ``_options.py`` (shared options, and the one place settings are
-built), ``_progress.py`` (progress bars, and the fetch-and-report that ``assets fetch`` and
-``download-assets`` share), ``_models.py`` (importing the user's models) and ``_output.py``
-(the consoles, and user errors printed as one line on stderr with exit status 1, never a
-traceback). A usage error (an unknown option, a missing argument, a value of the wrong
-type) is one line too, with click's exit status 2 (see :class:`_OneLineUsageErrors`).
-Imports point down only: this module imports the command modules, none of them imports
-it. To add a command, write it in its group's module and register it here.
+commands), ``_cache.py`` (the ``cache`` commands), ``_library.py`` (describe, list-assets,
+download-assets) and ``_serve.py`` (serve, demo). Below them: ``_options.py`` (shared
+options, and the one place settings are built), ``_progress.py`` (progress bars, and the
+fetch-and-report that ``assets fetch`` and ``download-assets`` share), ``_models.py``
+(importing the user's models) and ``_output.py`` (the consoles, and user errors printed as
+one line on stderr with exit status 1, never a traceback). A usage error (an unknown
+option, a missing argument, a value of the wrong type) is one line too, with click's exit
+status 2 (see :class:`_OneLineUsageErrors`). Imports point down only: this module imports
+the command modules, none of them imports it. To add a command, write it in its group's
+module and register it here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typer.core import TyperGroup
 
 from aiomodelkit._version import __version__
 
-from . import _assets, _library, _serve
+from . import _assets, _cache, _library, _serve
 from ._output import print_error, show_warnings
 
 if TYPE_CHECKING:
@@ -144,6 +145,15 @@ assets_app.command("list")(_assets.assets_list)
 assets_app.command("versions")(_assets.assets_versions)
 assets_app.command("fetch")(_assets.assets_fetch)
 assets_app.command("lock")(_assets.assets_lock)
+
+cache_app = typer.Typer(
+    help="List, verify and prune the local cache.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(cache_app, name="cache")
+
+cache_app.command("ls")(_cache.cache_ls)
+cache_app.command("verify")(_cache.cache_verify)
+cache_app.command("prune")(_cache.cache_prune)
 
 app.command("demo")(_serve.demo)
 app.command("describe")(_library.describe)

@@ -6,6 +6,8 @@ down as ``settings=`` to :class:`AssetsManager` or :class:`ModelLibrary`.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +25,7 @@ __all__ = [
     "StorageOption",
     "YesOption",
     "load_settings",
+    "parse_duration",
 ]
 
 StorageOption = Annotated[
@@ -57,6 +60,26 @@ def parse_size(text: str) -> int:
     if not number.isdigit() or unit not in _UNITS:
         raise typer.BadParameter(f"{text!r} is not a size (bytes, or a number with KiB/MiB/GiB)")
     return int(number) * _UNITS[unit]
+
+
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration: a number and a unit (s, m, h, d, w), e.g. ``30d``, ``12h``, ``1.5h``.
+
+    Raises:
+        typer.BadParameter: not a duration.
+
+    Example:
+        >>> parse_duration("30d"), parse_duration("1.5h")
+        (datetime.timedelta(days=30), datetime.timedelta(seconds=5400))
+    """
+    found = _DURATION.fullmatch(text.strip().lower())
+    if found is None:
+        raise typer.BadParameter(f"{text!r} is not a duration (a number and s, m, h, d or w: 30d)")
+    return timedelta(seconds=float(found["number"]) * _SECONDS[found["unit"]])
 
 
 MultipartThresholdOption = Annotated[

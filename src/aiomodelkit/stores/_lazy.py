@@ -2,25 +2,35 @@
 
 Creating an SDK client can itself do I/O (botocore may ask the instance metadata service
 for credentials); a start whose assets are all pinned and cached needs no client at all.
+
+It is also where every request of a manager passes, so it reports each one to the
+process-wide listeners as a :class:`~aiomodelkit.StoreRequest` (method, outcome, seconds),
+for metrics. With no listener subscribed, nothing is timed and reads are handed out as the
+inner store returns them: one check of an empty tuple per request.
 """
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+import time
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from aiomodelkit._events import StoreRequest, observed, publish
 from aiomodelkit._lifecycle import AsyncResource
+from aiomodelkit._outcomes import request_outcome
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
+    from types import TracebackType
 
     from ._base import ObjectInfo, ObjectStream, Store
 
 __all__ = ["LazyStore"]
+
+T = TypeVar("T")
 
 
 class LazyStore(AsyncResource):
@@ -28,6 +38,7 @@ class LazyStore(AsyncResource):
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
+        self._url = inner.url  # the label of its requests (a plain value: no I/O)
         self._lock = anyio.Lock()
         self._opened = False
 
@@ -61,8 +72,25 @@ class LazyStore(AsyncResource):
             self._opened = False
             await self.inner.aclose()
 
+    def _report(self, method: str, key: str, started: float, exc: BaseException | None) -> None:
+        seconds = time.perf_counter() - started
+        event = StoreRequest(method=method, key=key, outcome=request_outcome(exc), seconds=seconds)
+        publish(event, self._url)
+
+    async def _call(self, method: str, key: str, call: Callable[[Store], Awaitable[T]]) -> T:
+        if not observed():
+            return await call(await self._open())
+        started = time.perf_counter()
+        try:
+            result = await call(await self._open())
+        except BaseException as exc:
+            self._report(method, key, started, exc)
+            raise
+        self._report(method, key, started, None)
+        return result
+
     async def stat(self, key: str) -> ObjectInfo:
-        return await (await self._open()).stat(key)
+        return await self._call("HEAD", key, lambda store: store.stat(key))
 
     def read(
         self,
@@ -74,10 +102,12 @@ class LazyStore(AsyncResource):
         if_none_match: str | None = None,
     ) -> AbstractAsyncContextManager[ObjectStream]:
         if self._opened:  # the common case: no extra context-manager layer per object
-            return self.inner.read(
+            read = self.inner.read(
                 key, offset=offset, length=length, if_match=if_match, if_none_match=if_none_match
             )
-        return self._read_opening(key, offset, length, if_match, if_none_match)
+        else:
+            read = self._read_opening(key, offset, length, if_match, if_none_match)
+        return _ObservedRead(self, key, read) if observed() else read
 
     @asynccontextmanager
     async def _read_opening(
@@ -95,8 +125,21 @@ class LazyStore(AsyncResource):
             yield stream
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        async for info in (await self._open()).list_objects(prefix):
-            yield info
+        if not observed():
+            async for info in (await self._open()).list_objects(prefix):
+                yield info
+            return
+        started = time.perf_counter()
+        try:
+            async for info in (await self._open()).list_objects(prefix):
+                yield info
+        except GeneratorExit:  # the caller stopped early: the listing itself went well
+            self._report("LIST", prefix, started, None)
+            raise
+        except BaseException as exc:
+            self._report("LIST", prefix, started, exc)
+            raise
+        self._report("LIST", prefix, started, None)
 
     async def put(
         self,
@@ -106,7 +149,49 @@ class LazyStore(AsyncResource):
         if_absent: bool = False,
         if_match: str | None = None,
     ) -> ObjectInfo:
-        return await (await self._open()).put(key, data, if_absent=if_absent, if_match=if_match)
+        return await self._call(
+            "PUT", key, lambda store: store.put(key, data, if_absent=if_absent, if_match=if_match)
+        )
 
     async def delete(self, key: str) -> None:
-        await (await self._open()).delete(key)
+        await self._call("DELETE", key, lambda store: store.delete(key))
+
+
+class _ObservedRead(AbstractAsyncContextManager["ObjectStream"]):
+    """A read, reported once its body is consumed, or it fails, or its caller does.
+
+    A class rather than an ``asynccontextmanager``: no async generator per request (the
+    generator machinery cost a few microseconds per object of W3).
+    """
+
+    __slots__ = ("_key", "_read", "_started", "_store")
+
+    def __init__(
+        self, store: LazyStore, key: str, read: AbstractAsyncContextManager[ObjectStream]
+    ) -> None:
+        self._store = store
+        self._key = key
+        self._read = read
+        self._started = 0.0
+
+    async def __aenter__(self) -> ObjectStream:
+        self._started = time.perf_counter()
+        try:
+            return await self._read.__aenter__()
+        except BaseException as exc:
+            self._store._report("GET", self._key, self._started, exc)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            suppressed = await self._read.__aexit__(exc_type, exc, tb)
+        except BaseException as error:
+            self._store._report("GET", self._key, self._started, error)
+            raise
+        self._store._report("GET", self._key, self._started, None if suppressed else exc)
+        return suppressed
