@@ -161,6 +161,11 @@ class AssetCache:
         except OSError:
             return None
 
+    def release_use(self, name: str, version: str) -> None:
+        """Stop registering one version as in use by this process (blocking)."""
+        if self._uses is not None:
+            self._uses.release(name, version)
+
     def release_uses(self) -> None:
         """Stop registering this process's versions as in use (the manager closes)."""
         if self._uses is not None:

@@ -200,6 +200,25 @@ class UseRegistry:
             self._fd, self._path = fd, path
         return self._fd
 
+    def release(self, name: str, version: str) -> None:
+        """Stop registering one version as in use (a library swapped it out); its stamp
+        stays. The registration is rewritten under the shared guard, as :meth:`hold`
+        writes it, so a prune never reads it half-written."""
+        with self._mutex:
+            if (name, version) not in self._held or self._fd is None or self._guard_fd is None:
+                return
+            self._held.discard((name, version))
+            lines = "".join(f"{n}\t{v}\n" for n, v in sorted(self._held))
+            try:
+                fcntl.flock(self._guard_fd, fcntl.LOCK_SH)
+                try:
+                    os.ftruncate(self._fd, 0)  # O_APPEND: the next write starts at 0
+                    os.write(self._fd, lines.encode())
+                finally:
+                    fcntl.flock(self._guard_fd, fcntl.LOCK_UN)
+            except OSError as exc:
+                self._off(exc)
+
     def release_all(self) -> None:
         """Drop the registration (the manager closes); the last-used stamps stay."""
         with self._mutex:

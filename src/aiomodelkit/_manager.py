@@ -15,11 +15,10 @@ from ._errors import CacheError, ConfigError, DownloadError
 from ._events import Emitter
 from ._fetch import FetchBatch, FetchedAsset, Fetcher
 from ._lifecycle import AsyncResource
-from ._lockfile import LockedAsset, LockFile, lock_key
+from ._lockfile import LockFile
 from ._publish import Publisher, PublishResult
-from ._resolve import IndexCache, IndexSnapshot, Resolver
+from ._resolve import IndexSnapshot, Resolver
 from ._settings import Settings
-from ._singleflight import Memo
 from ._spec import AssetSpec, validate_asset_name
 from ._transfer import Transfer
 from ._versioning import VersioningSystem, get_versioning
@@ -280,6 +279,13 @@ class AssetsManager(AsyncResource):
         partial, no lock file covers it, and the manager reads a store (is not offline)."""
         return self._fetcher().resolver.watches(self._parse(spec))
 
+    async def release(self, name: str, version: str) -> None:
+        """Stop registering a version as in use by this manager (a library swapped it out),
+        so that ``cache prune`` and ``cache_max_bytes`` may remove it again."""
+        if self._fetcher_instance is not None:
+            cache = self._fetcher_instance.resolver.cache
+            await anyio.to_thread.run_sync(cache.release_use, name, version)
+
     async def meta(self, name: str, version: str) -> AssetMeta:
         """The parsed ``.meta`` of one version (push date, pusher, files).
 
@@ -379,19 +385,7 @@ class AssetsManager(AsyncResource):
             AssetNotFoundError: a spec matches no version.
         """
         self._require_store()
-        resolver = self._fetcher().resolver
-        index: IndexCache = Memo()
         parsed = [self._parse(s) for s in specs]
-        entries: dict[str, LockedAsset] = {}
-
-        async def one(spec: AssetSpec) -> None:
-            version, _ = await resolver.resolve(spec, index, use_lock=False)
-            _, meta = await resolver.meta(spec.name, version)
-            entries[lock_key(spec)] = LockedAsset(spec.name, version, meta.files)
-
-        async with anyio.create_task_group() as tg:
-            for spec in parsed:
-                tg.start_soon(one, spec)
-        lock = LockFile(entries)
+        lock = LockFile(await self._fetcher().resolver.lock_entries(parsed))
         await anyio.to_thread.run_sync(lock.save, Path(path))
         return lock

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+import anyio
 import anyio.to_thread
 
 from ._errors import (
@@ -26,12 +27,15 @@ from ._errors import (
     StoreUnavailableError,
 )
 from ._layout import AssetMeta, meta_key, parse_index, parse_meta, versions_key
+from ._lockfile import LockedAsset, lock_key
 from ._singleflight import Memo
 from .stores._base import read_small_object, read_small_object_info
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ._cache import AssetCache
-    from ._lockfile import LockedAsset, LockFile
+    from ._lockfile import LockFile
     from ._spec import AssetSpec
     from ._transfer import Transfer
     from ._versioning import VersioningSystem
@@ -161,6 +165,22 @@ class Resolver:
             raise AssetNotFoundError.no_asset(name, store_url=exc.store_url, key=key) from None
         versions = parse_index(raw, name=name, versioning=self.versioning)
         return IndexSnapshot(versions, info.version_token)
+
+    async def lock_entries(self, specs: Sequence[AssetSpec]) -> dict[str, LockedAsset]:
+        """Each spec resolved afresh (any lock file ignored), with its meta's checksums, by
+        lock key: the entries of a new lock file. Each index is read once."""
+        index: IndexCache = Memo()
+        entries: dict[str, LockedAsset] = {}
+
+        async def one(spec: AssetSpec) -> None:
+            version, _ = await self.resolve(spec, index, use_lock=False)
+            _, meta = await self.meta(spec.name, version)
+            entries[lock_key(spec)] = LockedAsset(spec.name, version, meta.files)
+
+        async with anyio.create_task_group() as tg:
+            for spec in specs:
+                tg.start_soon(one, spec)
+        return entries
 
     def watches(self, spec: AssetSpec) -> bool:
         """Whether a newer version may replace ``spec``'s while serving: it is partial,

@@ -58,6 +58,8 @@ class Source(Protocol):
 
     async def versions_since(self, name: str, token: str | None) -> IndexSnapshot | None: ...
 
+    async def release(self, name: str, version: str) -> None: ...
+
     async def fetch(self, spec: AssetSpec) -> FetchedAsset: ...
 
 
@@ -183,6 +185,18 @@ class Watcher:
                 state.retry_at = loader.now() + min(backoff, MAX_BACKOFF)
             else:
                 state.failures = 0
+                if current is not None and not self._serves(name, current):
+                    await self._manager.release(name, current)  # prunable again
         if not deferred:
             state.token = snapshot.token
         return events
+
+    def _serves(self, name: str, version: str) -> bool:
+        """Whether a loaded model still uses version ``version`` of asset ``name``."""
+        return any(
+            slot.model is not None
+            and slot.plan.spec is not None
+            and slot.plan.spec.name == name
+            and slot.status.asset_version == version
+            for slot in self._loader.slots.values()
+        )

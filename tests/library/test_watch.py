@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections import Counter
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -27,6 +28,7 @@ from aiomodelkit import (
     UnknownModelError,
 )
 from aiomodelkit._model import Model
+from aiomodelkit.cache import prune
 from aiomodelkit.testing import InstrumentedStore
 
 if TYPE_CHECKING:
@@ -484,3 +486,19 @@ async def test_a_dependent_loading_during_a_swap_loads_again_against_the_new_ins
         ]
         # The old clf, drained; the head built on it, never in service.
         assert BOARD.closes == [("clf", "one"), ("head", "")]
+
+
+async def test_a_swapped_out_version_is_no_longer_held_in_use(
+    stores: Stores, tmp_path: Path
+) -> None:
+    await publish(stores, tmp_path, "models/clf", "one")
+    lib = library(stores, tmp_path, ["clf"])
+    async with opened(lib):
+        await publish(stores, tmp_path, "models/clf", "two", major="0")
+        await lib.reload()
+        # The library serves 0.1 and holds it in use; 0.0 may go (another process may
+        # still use it: the cache tooling decides, never the swap).
+        report = await anyio.to_thread.run_sync(partial(prune, tmp_path / "cache", max_size=0))
+        assert [(v.name, v.version) for v in report.removed] == [("models/clf", "0.0")]
+        assert [(k.version.version, k.reason) for k in report.kept] == [("0.1", "in use")]
+        assert await lib.get("clf").predict("x") == "two:x"
