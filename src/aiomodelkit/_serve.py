@@ -215,8 +215,9 @@ async def serve(
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     stopped = False
-    try:  # before the library opens: its first fetch is counted
-        metrics = instrument()
+    try:  # before the library opens: its first fetch is counted. In a worker thread: the
+        # first call imports prometheus_client, which reads /proc (blocking I/O).
+        metrics = await anyio.to_thread.run_sync(instrument)
     except ConfigError:  # prometheus-client is not installed: /metrics answers 501
         metrics = None
 
