@@ -37,6 +37,7 @@ _T = TypeVar("_T")
 NAME = "models/clf"
 SHA_A = "a" * 64
 SHA_B = hashlib.sha256(b"b").hexdigest()
+XXH_A = "a" * 32
 
 
 def _index_of(raw: bytes) -> list[str]:
@@ -147,6 +148,8 @@ def test_a_file_asset_meta() -> None:
     assert meta.is_directory is False
     assert meta.files == (FileEntry("", 5, SHA_A),)
     assert meta.total_size == 5
+    ours = _meta({"is_directory": False, "size": 5, "sha256": SHA_A, "xxh3_128": XXH_A})
+    assert ours.files == (FileEntry("", 5, SHA_A, XXH_A),)
     # modelkit's own metas record neither size nor checksum.
     assert _meta({"is_directory": False}).files == (FileEntry(""),)
     assert _meta({"is_directory": False}).total_size is None
@@ -155,10 +158,14 @@ def test_a_file_asset_meta() -> None:
 def test_a_directory_asset_meta() -> None:
     meta = _directory(
         ["b.bin", "sub/a b.txt", "ünï/çødé.txt"],
-        files={"b.bin": {"size": 3, "sha256": SHA_B}, "sub/a b.txt": {"size": 0}, "gone": {}},
+        files={
+            "b.bin": {"size": 3, "sha256": SHA_B, "xxh3_128": XXH_A},
+            "sub/a b.txt": {"size": 0},
+            "gone": {},
+        },
     )
     assert meta.files == (
-        FileEntry("b.bin", 3, SHA_B),
+        FileEntry("b.bin", 3, SHA_B, XXH_A),
         FileEntry("sub/a b.txt", 0, None),  # a space inside a file name is fine
         FileEntry("ünï/çødé.txt"),
     )
@@ -330,6 +337,21 @@ def test_a_sha256_must_be_a_hex_digest(sha256: object, directory: bool) -> None:
         _meta(data)
 
 
+@pytest.mark.parametrize(
+    "xxh3", ["A" * 32, "a" * 31, "a" * 33, "a" * 64, "g" * 32, "", int("1" * 32, 16), [XXH_A]]
+)
+@pytest.mark.parametrize("directory", [True, False], ids=["directory", "file"])
+def test_an_xxh3_128_must_be_a_hex_digest(xxh3: object, directory: bool) -> None:
+    entry = {"xxh3_128": xxh3}
+    data = (
+        {"is_directory": True, "contents": ["a"], "files": {"a": entry}}
+        if directory
+        else {"is_directory": False, **entry}
+    )
+    with pytest.raises(InvalidStoreDataError, match=r"meta xxh3_128 for .* is not a hex digest"):
+        _meta(data)
+
+
 def test_a_meta_over_the_size_limit_is_refused_before_parsing() -> None:
     raw = b" " * (layout.MAX_METADATA_BYTES + 1)
     with pytest.raises(InvalidStoreDataError, match="larger than"):
@@ -355,6 +377,7 @@ _entries = st.builds(
     _paths,
     st.none() | st.integers(0, 2**53),
     st.none() | st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    st.none() | st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
 )
 _dates = st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(9999, 1, 1), timezones=st.just(UTC)
@@ -380,8 +403,23 @@ def test_dump_meta_then_parse_meta_for_a_directory(
 
 @given(_entries, _dates)
 def test_dump_meta_then_parse_meta_for_a_file(entry: FileEntry, pushed: datetime) -> None:
-    meta = AssetMeta(False, (FileEntry("", entry.size, entry.sha256),), pushed)
+    meta = AssetMeta(False, (FileEntry("", entry.size, entry.sha256, entry.xxh3_128),), pushed)
     assert parse_meta(dump_meta(meta), name=NAME, version="0.1") == meta
+
+
+def test_dump_meta_writes_xxh3_128_beside_sha256_only_when_known() -> None:
+    file_asset = json.loads(dump_meta(AssetMeta(False, (FileEntry("", 1, SHA_A, XXH_A),))))
+    assert {k: file_asset[k] for k in ("size", "sha256", "xxh3_128")} == {
+        "size": 1,
+        "sha256": SHA_A,
+        "xxh3_128": XXH_A,
+    }
+    assert "xxh3_128" not in json.loads(dump_meta(AssetMeta(False, (FileEntry("", 1, SHA_A),))))
+    tree = AssetMeta(True, (FileEntry("a", 1, SHA_A, XXH_A), FileEntry("b", 2, SHA_B)))
+    assert json.loads(dump_meta(tree))["files"] == {
+        "a": {"size": 1, "sha256": SHA_A, "xxh3_128": XXH_A},
+        "b": {"size": 2, "sha256": SHA_B},  # as older versions of ours wrote them
+    }
 
 
 def test_dump_meta_puts_modelkits_fields_first() -> None:
@@ -416,6 +454,7 @@ _meta_like = st.fixed_dictionaries(
         "files": st.dictionaries(st.text(max_size=12), _json, max_size=3) | _json,
         "size": st.integers() | _json,
         "sha256": st.text(alphabet="0123456789abcdef", min_size=64, max_size=64) | _json,
+        "xxh3_128": st.text(alphabet="0123456789abcdef", min_size=32, max_size=32) | _json,
         "push_date": st.datetimes().map(datetime.isoformat) | _json,
         "pushed_by": _json,
         "aiomodelkit_version": _json,

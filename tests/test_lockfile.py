@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
+XXH = "c" * 32
 CLF = LockedAsset("models/clf", "1.3", (FileEntry("", 4, SHA_A),))
 TREE = LockedAsset(
     "models/tree", "0.0", (FileEntry("a.bin", 1, SHA_A), FileEntry("sub/b.bin", 2, SHA_B))
@@ -203,6 +204,21 @@ def test_check_accepts_the_locked_files_in_any_order() -> None:
     _bare().check(AssetMeta(True, (FileEntry("anything", 1, SHA_A),)))
 
 
+def test_xxh3_128_is_kept_and_checked_only_when_the_lock_has_it(tmp_path: Path) -> None:
+    fast = LockedAsset("models/clf", "1.3", (FileEntry("", 4, SHA_A, XXH),))
+    path = tmp_path / "assets.lock"
+    LockFile({"models/clf:1": fast}).save(path)
+    assert json.loads(path.read_bytes())["assets"]["models/clf:1"]["files"] == {
+        "": {"size": 4, "sha256": SHA_A, "xxh3_128": XXH}
+    }
+    assert LockFile.load(path).assets["models/clf:1"] == fast
+    fast.check(AssetMeta(False, fast.files))
+    with pytest.raises(IntegrityError, match="differs from the lock"):
+        fast.check(AssetMeta(False, (FileEntry("", 4, SHA_A, "b" * 32),)))
+    # A lock written before metas had XXH3-128 still matches a meta that has it.
+    CLF.check(AssetMeta(False, (FileEntry("", 4, SHA_A, XXH),)))
+
+
 @pytest.mark.parametrize(
     "files",
     [
@@ -231,6 +247,7 @@ _files = st.lists(
         st.text(alphabet="ab/é .", min_size=1, max_size=10),
         st.none() | st.integers(0, 2**40),
         st.none() | st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+        st.none() | st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
     ),
     max_size=4,
     unique_by=lambda entry: entry.path,

@@ -23,7 +23,7 @@ import pytest
 from azure.storage.blob.aio import ContainerClient
 
 from aiomodelkit import AssetNotFoundError, AssetsManager, InvalidStoreDataError, Settings
-from aiomodelkit.stores import AzureStore, Store
+from aiomodelkit.stores import AzureStore, LocalStore, Store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -143,6 +143,9 @@ async def test_reads_a_store_laid_out_by_modelkit(
     # modelkit's metas record no sizes: the bytes reported are the bytes received.
     assert (one.size, one.objects) == (len("clf 1.10"), 1)
     assert (new_tok.size, new_tok.objects) == (len("vocab 0.1") + len("merges 0.1"), 2)
+    # No checksum in modelkit's metas: the store's MD5 is checked, where it keeps one.
+    checked = "size" if isinstance(store, LocalStore) else "md5"
+    assert one.verified_with == new_tok.verified_with == checked
     assert ten.version == newest.version == "10.0"
     assert old_tok.path.read_text() == "merges 0.0"
     assert (new_tok.path / "vocab.txt").read_text() == "vocab 0.1"
@@ -211,6 +214,11 @@ async def test_modelkit_reads_what_we_publish(tmp_path: Path) -> None:
         await am.new(model, "models/tok")
         await am.update(model, "models/tok")
         await am.new(single, "models/one")
+    # Our metas carry fields modelkit never wrote (sizes, SHA-256 and XXH3-128): it reads them.
+    dir_meta = json.loads((store_root / "models" / "tok" / "0.1.meta").read_bytes())
+    file_meta = json.loads((store_root / "models" / "one" / "0.0.meta").read_bytes())
+    assert set(dir_meta["files"]["weights.bin"]) == {"size", "sha256", "xxh3_128"}
+    assert {"size", "sha256", "xxh3_128"} <= set(file_meta)
     modelkit_cache = tmp_path / "modelkit-cache"
     modelkit_cache.mkdir()
     versions = json.loads(_modelkit(bucket, modelkit_cache, "versions", "models/tok"))
@@ -255,6 +263,9 @@ async def test_we_read_what_modelkit_publishes(tmp_path: Path) -> None:
     assert meta.is_directory
     assert {f.path for f in meta.files} == {"sub/vocab.txt", "weights.bin"}
     assert all(f.sha256 is None for f in meta.files)  # modelkit records no checksums
+    assert all(f.xxh3_128 is None for f in meta.files)
+    # Nothing to check but sizes: the local store keeps no MD5 either.
+    assert directory.verified_with == file_asset.verified_with == "size"
     assert directory.path.read_text() == "vocab"
     assert file_asset.version == "1.0"
     assert file_asset.path.read_bytes() == b"one"

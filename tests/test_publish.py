@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+import xxhash
 
 from aiomodelkit import (
     AssetExistsError,
@@ -138,13 +140,20 @@ async def test_remote_layout_and_meta(
     ]
     assert dir_meta["push_date"].endswith("+00:00")
     assert "." in dir_meta["push_date"]
-    # ...plus ours: who, which aiomodelkit, and a size and sha256 per object.
+    # ...plus ours: who, which aiomodelkit, and a size, SHA-256 and XXH3-128 per object.
     assert dir_meta["pushed_by"] == "alice@example"
     assert dir_meta["aiomodelkit_version"] == __version__
-    assert dir_meta["files"]["weights.bin"]["size"] == 200_000
-    assert len(dir_meta["files"]["weights.bin"]["sha256"]) == 64
+    weights = (model_dir / "weights.bin").read_bytes()
+    digests = {
+        "size": 200_000,
+        "sha256": hashlib.sha256(weights).hexdigest(),
+        "xxh3_128": xxhash.xxh3_128(weights).hexdigest(),
+    }
+    assert dir_meta["files"]["weights.bin"] == digests
+    vocab = (model_dir / "sub" / "vocab é.txt").read_bytes()
+    assert dir_meta["files"]["sub/vocab é.txt"]["xxh3_128"] == xxhash.xxh3_128(vocab).hexdigest()
     assert file_meta["is_directory"] is False
-    assert file_meta["size"] == 200_000
+    assert {k: file_meta[k] for k in digests} == digests
     assert parsed.pushed_by == "alice@example"
     assert parsed.total_size == 200_000 + 13 + 5 + 4
 

@@ -204,7 +204,7 @@ def test_a_read_only_cache_is_verified_but_never_changed(baked: tuple[Path, Path
     done = _run_read_only(cache, store, "cache", "verify")
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "error: models/clf:0.0 is corrupt: w.bin: its SHA-256 differs from the meta's"
+        "error: models/clf:0.0 is corrupt: w.bin: its XXH3-128 differs from the meta's"
     )
     done = _run_read_only(cache, store, "cache", "verify", "--repair")
     assert done.returncode == 1

@@ -1,14 +1,24 @@
-"""WriteBatcher: group commit of small file writes, and what a cancelled writer leaves."""
+"""WriteBatcher: group commit of small file writes, and what a cancelled writer leaves;
+FileSink: every byte written is hashed, however it arrives."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from aiomodelkit._sink import WriteBatcher
+from aiomodelkit._checksums import MD5, SHA256, XXH3_128, new_hasher
+from aiomodelkit._sink import FileSink, WriteBatcher
+
+if TYPE_CHECKING:
+    import random
 
 
 async def test_every_write_runs_and_errors_reach_their_own_writer() -> None:
@@ -78,3 +88,50 @@ async def test_a_cancelled_writer_returns_only_once_its_job_cannot_write() -> No
     assert second_scope[0].cancelled_caught
     assert third_scope[0].cancelled_caught
     assert done == ["first", "second"]  # "third" never ran
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    st.binary(max_size=5000),
+    st.lists(st.integers(1, 700), min_size=1, max_size=20),
+    st.sampled_from([XXH3_128, SHA256, MD5]),
+    st.randoms(use_true_random=False),
+)
+def test_every_byte_written_is_hashed_streamed_or_ranged(
+    data: bytes, cuts: list[int], algorithm: str, rng: random.Random
+) -> None:
+    """Whatever the chunking or the order ranges land in, the digest covers the whole file."""
+    expected = new_hasher(algorithm)
+    expected.update(data)
+    chunks, start = [], 0
+    for cut in cuts * (len(data) // sum(cuts) + 1):
+        if start >= len(data):
+            break
+        chunks.append(data[start : start + cut])
+        start += cut
+    with tempfile.TemporaryDirectory() as tmp:
+        streamed = FileSink(Path(tmp, "streamed"))
+        streamed.hash_with(algorithm)
+        for index in range(0, len(chunks), 3):
+            streamed.append(chunks[index : index + 3], close=False)
+        streamed.append([], close=True)
+        assert streamed.hexdigest(algorithm) == expected.hexdigest()
+
+        ranged = FileSink(Path(tmp, "ranged"))
+        ranged.hash_with(algorithm)
+        ranged.open(len(data))
+        offsets = [sum(map(len, chunks[:i])) for i in range(len(chunks))]
+        order = list(range(len(chunks)))
+        rng.shuffle(order)
+        landed, hashed = set(), 0
+        for index in order:  # out of order; the contiguous prefix is hashed as it grows
+            ranged.write_at([chunks[index]], offsets[index])
+            landed.add(index)
+            frontier = next((offsets[i] for i in range(len(chunks)) if i not in landed), len(data))
+            if frontier > hashed:
+                ranged.hash_range(hashed, frontier)
+                hashed = frontier
+        ranged.close()
+        assert hashed == len(data)
+        assert ranged.hexdigest(algorithm) == expected.hexdigest()
+        assert Path(tmp, "ranged").read_bytes() == Path(tmp, "streamed").read_bytes() == data

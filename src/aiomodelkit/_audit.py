@@ -1,7 +1,9 @@
 """What a fetch leaves behind: one audit log record, and a :class:`FetchFinished` event.
 
 The record answers "which version did this service use, from where, verified how" in the
-logs; the event carries the same facts to whoever listens (metrics, a progress callback).
+logs (``checksum`` names the version's content, ``verified_with`` the checksum each object
+downloaded was checked against, see :mod:`._checksums`); the event carries the same facts
+to whoever listens (metrics, a progress callback).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class _Fetched(Protocol):
     def objects(self) -> int: ...
     @property
     def source(self) -> str: ...
+    @property
+    def verified_with(self) -> str | None: ...
 
 
 def count_objects(path: Path, *, version_root: bool) -> int:
@@ -74,6 +78,7 @@ async def audit(fetched: _Fetched, checksum: str | None, duration: float, emitte
         "bytes": fetched.size,
         "objects": fetched.objects,
         "checksum": checksum,
+        "verified_with": fetched.verified_with,
         "duration_s": round(duration, 6),
         "path": str(fetched.path),
     }
@@ -104,5 +109,6 @@ async def audit(fetched: _Fetched, checksum: str | None, duration: float, emitte
             objects=objects,
             seconds=duration,
             path=fetched.path,
+            verified_with=fetched.verified_with,
         )
     )

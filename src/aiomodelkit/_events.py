@@ -145,6 +145,9 @@ class FetchFinished(Event):
             only when someone listens).
         seconds: how long the fetch took.
         path: the local path, including the spec's sub-part.
+        verified_with: the checksum the downloaded objects were verified with
+            (``xxh3_128``, ``sha256``, ``md5``, ``size``, several joined by ``+``); None
+            when nothing was downloaded.
     """
 
     spec: str
@@ -154,6 +157,7 @@ class FetchFinished(Event):
     objects: int
     seconds: float
     path: Path
+    verified_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

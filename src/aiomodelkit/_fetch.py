@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from ._audit import audit
 from ._cache import VersionClaim
+from ._checksums import summary
 from ._disk_errors import cache_errors
 from ._errors import AssetNotFoundError, InvalidStoreDataError, ModelkitError
 from ._events import AssetPublished, AssetResolved, CacheHit, DownloadStarted
@@ -63,6 +64,10 @@ class FetchedAsset:
         objects: the objects downloaded (0 on a cache hit).
         source: where the version came from: ``"store"``, ``"cache"``, ``"lock"`` (resolved
             by the lock file) or ``"fallback"`` (store unreachable, newest cached match).
+        verified_with: the checksum the downloaded objects were verified with:
+            ``"xxh3_128"`` or ``"sha256"`` (the meta's), ``"md5"`` (the store's), ``"size"``
+            (nothing else to check), several joined by ``+`` when objects differed (as
+            ``"md5+size"``); None when nothing was downloaded.
     """
 
     spec: AssetSpec
@@ -72,6 +77,7 @@ class FetchedAsset:
     size: int = 0
     objects: int = 0
     source: str = "store"
+    verified_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,7 @@ class _Outcome:
     objects: int
     checksum: str | None
     path: Path  # the version's final path
+    verified_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +177,14 @@ class Fetcher:
         if outcome.objects == 0 and source == "store":
             source = "cache"
         fetched = FetchedAsset(
-            spec, version, path, outcome.objects == 0, outcome.size, outcome.objects, source
+            spec,
+            version,
+            path,
+            outcome.objects == 0,
+            outcome.size,
+            outcome.objects,
+            source,
+            outcome.verified_with,
         )
         await audit(fetched, outcome.checksum, time.perf_counter() - started, self._emitter)
         return fetched
@@ -269,6 +283,7 @@ class Fetcher:
         locked = self.resolver.locked(spec)
         if locked is not None:
             locked.check(meta)
+        pinned = locked is not None and bool(locked.files)  # SHA-256s pinned: verify those
         files = await self._files(name, version, meta)
         total = sum(entry.size or 0 for entry in files)
         self._emit(
@@ -281,11 +296,14 @@ class Fetcher:
         try:
             with span("aiomodelkit.fetch.download", objects=len(files), bytes=total) as traced:
                 received: list[int] = []  # the sizes downloaded: metas by modelkit have none
+                verified: set[str] = set()
 
                 async def one(entry: FileEntry) -> None:
                     key = data_key(name, version, entry.path if meta.is_directory else None)
                     target = staging / entry.path if meta.is_directory else staging
-                    received.append(await self._object(key, target, entry, name))
+                    size, algorithm = await self._object(key, target, entry, name, pinned)
+                    received.append(size)
+                    verified.add(algorithm)
 
                 assert self._transfer is not None
                 # Twice the connection budget: workers waiting for their disk write leave
@@ -308,7 +326,7 @@ class Fetcher:
         size = sum(received)
         if published:
             self._emit(AssetPublished(asset=name, version=version, path=final, size=size))
-        return _Outcome(size, len(files), tree_checksum(meta), final)
+        return _Outcome(size, len(files), tree_checksum(meta), final, summary(verified))
 
     def _publish(
         self,
@@ -330,11 +348,13 @@ class Fetcher:
         claim.release()
         return published
 
-    async def _object(self, key: str, target: Path, entry: FileEntry, name: str) -> int:
+    async def _object(
+        self, key: str, target: Path, entry: FileEntry, name: str, pinned: bool
+    ) -> tuple[int, str]:
         assert self._transfer is not None
         try:
             with cache_errors(self._cache.root, name):
-                return await self._transfer.download(key, target, entry, asset=name)
+                return await self._transfer.download(key, target, entry, asset=name, pinned=pinned)
         except ModelkitError as exc:
             exc.add_context(asset=name)  # store errors know the key, not the asset
             raise

@@ -7,10 +7,11 @@ Under a store's prefix::
     <name>/<version>/<relpath>   one object per file of a directory asset
     <name>/<version>.meta        {"push_date": ..., "is_directory": ..., "contents": [...]}
 
-modelkit 0.1.3 writes and reads exactly ``push_date``, ``is_directory`` and ``contents``.
-We add optional fields it ignores: ``pushed_by``, ``aiomodelkit_version``, and per-object
-``size`` and ``sha256`` (``files`` for a directory, top-level for a file) so that every
-download can be verified end to end.
+modelkit 0.1.3 writes and reads exactly ``push_date``, ``is_directory`` and ``contents``
+(``json.load``, then those keys by name). We add optional fields it ignores: ``pushed_by``,
+``aiomodelkit_version``, and per-object ``size``, ``sha256`` and ``xxh3_128`` (``files`` for
+a directory, top-level for a file) so that every download can be verified end to end, with
+the fast XXH3-128 (:mod:`._checksums`).
 
 Everything read from a store is untrusted: indexes and metas are size-bounded, their
 JSON is checked field by field, and every path in ``contents`` is validated before it can
@@ -51,7 +52,9 @@ __all__ = [
 MAX_METADATA_BYTES = 64 * 1024 * 1024
 #: Most files a directory asset may list.
 MAX_FILES = 1_000_000
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+_HEX = {"sha256": re.compile(r"[0-9a-f]{64}"), "xxh3_128": re.compile(r"[0-9a-f]{32}")}
+#: The checksums an object may carry in a meta (always beside its size).
+_DIGESTS = ("sha256", "xxh3_128")
 
 
 def versions_key(name: str) -> str:
@@ -77,11 +80,14 @@ class FileEntry:
         path: the path relative to the version (``""`` for a file asset).
         size: the size in bytes, when the meta records it.
         sha256: the hex SHA-256, when the meta records it.
+        xxh3_128: the hex XXH3-128 (canonical, big-endian: ``xxh128sum``'s), when the meta
+            records it (not modelkit's, nor ours published before issue 17).
     """
 
     path: str
     size: int | None = None
     sha256: str | None = None
+    xxh3_128: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,16 +199,17 @@ def _check_entry(raw: Any, path: str, *, key: str, asset: str) -> FileEntry:
             f"meta entry for {path!r} must be an object", key=key, asset=asset
         )
     size = raw.get("size")
-    sha256 = raw.get("sha256")
     if size is not None and (type(size) is not int or size < 0):
         raise InvalidStoreDataError(
             f"meta size for {path!r} is not a byte count", key=key, asset=asset
         )
-    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.fullmatch(sha256)):
-        raise InvalidStoreDataError(
-            f"meta sha256 for {path!r} is not a hex digest", key=key, asset=asset
-        )
-    return FileEntry(path, size, sha256)
+    digests = {name: raw.get(name) for name in _DIGESTS}
+    for name, value in digests.items():
+        if value is not None and (not isinstance(value, str) or not _HEX[name].fullmatch(value)):
+            raise InvalidStoreDataError(
+                f"meta {name} for {path!r} is not a hex digest", key=key, asset=asset
+            )
+    return FileEntry(path, size, digests["sha256"], digests["xxh3_128"])
 
 
 def _check_tree(paths: list[str], *, key: str, asset: str) -> None:
@@ -258,7 +265,7 @@ def parse_meta(raw: bytes, *, name: str, version: str) -> AssetMeta:
             files = tuple(_check_entry(details.get(p), p, key=key, asset=name) for p in paths)
     else:
         files = (
-            _check_entry({k: data.get(k) for k in ("size", "sha256")}, "", key=key, asset=name),
+            _check_entry({k: data.get(k) for k in ("size", *_DIGESTS)}, "", key=key, asset=name),
         )
     known = {
         "is_directory",
@@ -266,7 +273,7 @@ def parse_meta(raw: bytes, *, name: str, version: str) -> AssetMeta:
         "contents",
         "files",
         "size",
-        "sha256",
+        *_DIGESTS,
         "pushed_by",
         "aiomodelkit_version",
     }
@@ -304,17 +311,21 @@ def dump_meta(meta: AssetMeta) -> bytes:
     if meta.is_directory:
         ordered = sorted(meta.files, key=lambda entry: entry.path)
         data["contents"] = [entry.path for entry in ordered]
-        data["files"] = {
-            entry.path: {"size": entry.size, "sha256": entry.sha256} for entry in ordered
-        }
+        data["files"] = {entry.path: _dump_entry(entry) for entry in ordered}
     elif meta.files:
-        data["size"] = meta.files[0].size
-        data["sha256"] = meta.files[0].sha256
+        data.update(_dump_entry(meta.files[0]))
     if meta.pushed_by is not None:
         data["pushed_by"] = meta.pushed_by
     if meta.aiomodelkit_version is not None:
         data["aiomodelkit_version"] = meta.aiomodelkit_version
     return json.dumps(data, ensure_ascii=False).encode()
+
+
+def _dump_entry(entry: FileEntry) -> dict[str, Any]:
+    dumped: dict[str, Any] = {"size": entry.size, "sha256": entry.sha256}
+    if entry.xxh3_128 is not None:  # metas of older versions of ours have none
+        dumped["xxh3_128"] = entry.xxh3_128
+    return dumped
 
 
 def tree_checksum(meta: AssetMeta) -> str | None:

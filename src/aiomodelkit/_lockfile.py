@@ -1,19 +1,21 @@
 """Lock files of resolved versions: resolve ``name:1`` at build time, start exactly so later.
 
 A lock file maps each spec (without sub-part) to the exact version it resolved to and the
-size and SHA-256 of every object, as the store's ``.meta`` recorded them::
+size and checksums of every object, as the store's ``.meta`` recorded them::
 
     {
       "aiomodelkit_lock": 1,
       "assets": {
         "models/clf:1": {"name": "models/clf", "version": "1.3",
-                         "files": {"": {"size": 1024, "sha256": "..."}}}
+                         "files": {"": {"size": 1024, "sha256": "...", "xxh3_128": "..."}}}
       }
     }
 
-A fetch that honours it never reads a ``.versions`` index for a locked spec, and refuses
+A fetch that honours it never reads a ``.versions`` index for a locked spec, refuses
 (with :class:`~aiomodelkit.IntegrityError`) a version whose meta no longer matches the
-lock, since versions are immutable.
+lock, since versions are immutable, and verifies each object's SHA-256 (the pin: XXH3-128
+is no cryptographic hash, see :mod:`._checksums`). ``xxh3_128`` is recorded when the meta
+has it, and compared when the lock has it: locks written before it existed still match.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import contextlib
 import json
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError, IntegrityError
@@ -63,7 +65,7 @@ class LockedAsset:
         Raises:
             IntegrityError: the version's meta changed since the lock was written.
         """
-        if self.files and set(self.files) != set(meta.files):
+        if self.files and set(self.files) != _as_locked(meta.files, self.files):
             raise IntegrityError(
                 f"the store's meta for version {self.version} differs from the lock file",
                 asset=self.name,
@@ -110,7 +112,7 @@ class LockFile:
             key: {
                 "name": entry.name,
                 "version": entry.version,
-                "files": {f.path: {"size": f.size, "sha256": f.sha256} for f in entry.files},
+                "files": {f.path: _dump_entry(f) for f in entry.files},
             }
             for key, entry in sorted(self.assets.items())
         }
@@ -135,6 +137,19 @@ class LockFile:
             ) from None
 
 
+def _as_locked(files: tuple[FileEntry, ...], locked: tuple[FileEntry, ...]) -> set[FileEntry]:
+    """A meta's entries as the lock would record them: no XXH3-128 where the lock has none."""
+    without = {f.path for f in locked if f.xxh3_128 is None}
+    return {replace(f, xxh3_128=None) if f.path in without else f for f in files}
+
+
+def _dump_entry(entry: FileEntry) -> dict[str, Any]:
+    dumped: dict[str, Any] = {"size": entry.size, "sha256": entry.sha256}
+    if entry.xxh3_128 is not None:
+        dumped["xxh3_128"] = entry.xxh3_128
+    return dumped
+
+
 def _entry(key: str, value: Mapping[str, Any]) -> LockedAsset:
     spec = AssetSpec.parse(key)
     name, version = value["name"], value["version"]
@@ -142,7 +157,7 @@ def _entry(key: str, value: Mapping[str, Any]) -> LockedAsset:
         raise ValueError(f"entry {key!r} does not match its name")
     AssetSpec(name, version)  # validates the version's characters
     files = tuple(
-        FileEntry(path, detail.get("size"), detail.get("sha256"))
+        FileEntry(path, detail.get("size"), detail.get("sha256"), detail.get("xxh3_128"))
         for path, detail in value.get("files", {}).items()
     )
     return LockedAsset(name, version, files)

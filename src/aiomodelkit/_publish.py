@@ -299,7 +299,7 @@ class Publisher:
             raise first from first.__cause__
         meta = AssetMeta(
             is_directory=is_dir,
-            files=tuple(FileEntry(f.relpath, f.size, f.sha256) for f in files),
+            files=tuple(FileEntry(f.relpath, f.size, f.sha256, f.xxh3_128) for f in files),
             push_date=datetime.now(UTC),
             pushed_by=self._pushed_by,
             aiomodelkit_version=__version__,

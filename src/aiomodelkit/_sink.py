@@ -1,8 +1,9 @@
 """The disk side of a download: files written in large batches, hashed as they land.
 
-* :class:`FileSink` is one file being written, with its running digests. It is touched only
-  from worker threads: streamed downloads append (hashing as they go); ranged downloads
-  write at offsets and hash the contiguous prefix back from the page cache.
+* :class:`FileSink` is one file being written, with its running digests (usually one: the
+  checksum :mod:`._checksums` chose). It is touched only from worker threads: streamed
+  downloads append, hashing each batch in the same worker-thread call that writes it;
+  ranged downloads write at offsets and hash the contiguous prefix back from the page cache.
 * :class:`WriteBatcher` is group commit for small files: thousands of whole-file writes
   share worker-thread hops instead of paying one each.
 * Writes go through ``os.writev`` / ``os.pwritev`` in ~1 MiB batches, never one thread hop
@@ -16,18 +17,20 @@ client CPU this way against 0.365 s with aiofiles (``benchmarks/disk_writes.py``
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 
+from ._checksums import MD5, SHA256, new_hasher
 from ._values import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    from ._checksums import Hasher
 
 __all__ = ["FileSink", "WriteBatcher"]
 
@@ -109,14 +112,25 @@ def _run_batch(batch: list[tuple[Callable[[], None], _Slot]]) -> list[BaseExcept
 
 
 class FileSink:
-    """A file being written, with its running digests (touched only from worker threads)."""
+    """A file being written, with its running digests (touched only from worker threads).
 
-    def __init__(self, path: Path, sha256: bool, md5: bool) -> None:
+    Args:
+        path: the file to write.
+        sha256, md5: start those digests at once (more with :meth:`hash_with`).
+    """
+
+    def __init__(self, path: Path, sha256: bool = False, md5: bool = False) -> None:
         self.path = path
         self.fd: int | None = None
-        self.sha256 = hashlib.sha256() if sha256 else None
-        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self.digests: dict[str, Hasher] = {}
         self._hash_buffer: bytearray | None = None
+        for algorithm, wanted in ((SHA256, sha256), (MD5, md5)):
+            if wanted:
+                self.hash_with(algorithm)
+
+    def hash_with(self, algorithm: str) -> None:
+        """Feed every byte of the file to ``algorithm`` too (call it before the first byte)."""
+        self.digests[algorithm] = new_hasher(algorithm)
 
     def open(self, size: int | None = None) -> None:
         if self.fd is None:
@@ -128,10 +142,9 @@ class FileSink:
     def append(self, chunks: list[bytes], close: bool) -> None:
         self.open()
         assert self.fd is not None
-        for digest in (self.sha256, self.md5):
-            if digest is not None:
-                for chunk in chunks:
-                    digest.update(chunk)
+        for digest in self.digests.values():
+            for chunk in chunks:
+                digest.update(chunk)
         _write_all(self.fd, chunks, None)
         if close:
             self.close()
@@ -148,7 +161,7 @@ class FileSink:
 
     @property
     def hashing(self) -> bool:
-        return self.sha256 is not None or self.md5 is not None
+        return bool(self.digests)
 
     def hash_range(self, start: int, end: int) -> None:
         """Feed bytes [start, end) of the file, already written, to the digests.
@@ -167,16 +180,13 @@ class FileSink:
             count = os.preadv(self.fd, [view[: min(_HASH_BLOCK, end - start)]], start)
             if not count:
                 raise OSError(f"{self.path} is shorter than the bytes written to it")
-            for digest in (self.sha256, self.md5):
-                if digest is not None:
-                    digest.update(view[:count])
+            for digest in self.digests.values():
+                digest.update(view[:count])
             start += count
 
-    def hexdigests(self) -> tuple[str | None, str | None]:
-        return (
-            self.sha256.hexdigest() if self.sha256 else None,
-            self.md5.hexdigest() if self.md5 else None,
-        )
+    def hexdigest(self, algorithm: str) -> str:
+        """The digest of every byte fed so far (``KeyError`` if it was never started)."""
+        return self.digests[algorithm].hexdigest()
 
 
 def _write_all(fd: int, chunks: list[bytes], position: int | None) -> None:

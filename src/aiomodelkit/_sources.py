@@ -1,16 +1,18 @@
 """The local files of a publication: listed, checked and hashed before anything is sent.
 
-Blocking (it reads every file): the publisher runs :func:`scan_source` in a worker thread.
+Each file is read once, feeding SHA-256 and XXH3-128 together (the meta records both;
+fetches verify the fast one, see :mod:`._checksums`). Blocking (it reads every file): the
+publisher runs :func:`scan_source` in a worker thread.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._checksums import SHA256, XXH3_128, hash_file
 from ._errors import ConfigError
 from ._spec import validate_relative_path
 
@@ -25,6 +27,7 @@ class SourceFile:
     path: Path
     size: int
     sha256: str
+    xxh3_128: str
 
 
 def scan_source(local_path: Path) -> tuple[bool, list[SourceFile]]:
@@ -72,7 +75,6 @@ def _scan(local_path: Path) -> tuple[bool, list[SourceFile]]:
 
 
 def _source_file(relpath: str, path: Path) -> SourceFile:
-    with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        size = os.fstat(handle.fileno()).st_size
-    return SourceFile(relpath, path, size, digest)
+    # The size is the bytes hashed, so that size and digests describe the same content.
+    size, digests = hash_file(path, (SHA256, XXH3_128))
+    return SourceFile(relpath, path, size, digests[SHA256], digests[XXH3_128])

@@ -10,13 +10,13 @@
   token of the shared connection limiter for its whole life, so requests in flight are
   bounded across all objects and assets; memory is bounded by requests in flight times
   the write buffer.
-* Sizes are always checked; SHA-256 from the meta when it has one, else the store's MD5
-  when it is a content hash.
+* Sizes are always checked; so is one checksum, chosen by :mod:`._checksums`: the meta's
+  XXH3-128 (SHA-256 under a lock file, or for older metas), else the store's MD5 when it is
+  a content hash. :meth:`Transfer.download` says which one it verified.
 """
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 import anyio.to_thread
 
+from ._checksums import SIZE, from_meta, from_store
 from ._errors import IntegrityError, ModelkitError, PreconditionFailedError
 from ._events import BytesReceived, ObjectDownloaded
 from ._groups import first_error
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
     from pathlib import Path
 
+    from ._checksums import Expected
     from ._events import Emitter
     from ._layout import FileEntry
     from ._values import RetryPolicy, TransferLimits
@@ -75,8 +77,17 @@ class Transfer:
 
         return await retrying(self.retry, attempt, emitter=self.emitter, asset=asset, key=key)
 
-    async def download(self, key: str, target: Path, entry: FileEntry, *, asset: str) -> int:
-        """Download one object to ``target`` and verify it; returns its size.
+    async def download(
+        self, key: str, target: Path, entry: FileEntry, *, asset: str, pinned: bool = False
+    ) -> tuple[int, str]:
+        """Download one object to ``target`` and verify it.
+
+        Args:
+            pinned: a lock file pins the object's SHA-256: verify that one.
+
+        Returns:
+            Its size, and the checksum verified (``xxh3_128``, ``sha256``, ``md5``, or
+            ``size`` when there was none).
 
         Raises:
             IntegrityError: the size or a checksum does not match, or the object was
@@ -85,37 +96,41 @@ class Transfer:
             AssetNotFoundError: the object is missing.
         """
         try:
-            return await self._download(key, target, entry, asset)
+            return await self._download(key, target, entry, asset, pinned)
         except ModelkitError as exc:
             exc.add_context(asset=asset, key=key)  # store errors know the key, not the asset
             raise
 
-    async def _download(self, key: str, target: Path, entry: FileEntry, asset: str) -> int:
+    async def _download(
+        self, key: str, target: Path, entry: FileEntry, asset: str, pinned: bool
+    ) -> tuple[int, str]:
         info: ObjectInfo | None = None
         if entry.size is None or entry.size >= self.limits.range_threshold:
             info = await self.request(partial(self.store.stat, key), asset=asset, key=key)
             _check_size(info.size, entry, asset, key)
-        sink = FileSink(target, sha256=entry.sha256 is not None, md5=False)
+        expected = from_meta(entry, pinned=pinned)
+        sink = FileSink(target)
+        if expected is not None:
+            sink.hash_with(expected.algorithm)
         try:
             if info is not None and info.size >= self.limits.range_threshold:
-                if not entry.sha256 and info.md5:
-                    sink.md5 = hashlib.md5(usedforsecurity=False)
+                if expected is None and (expected := from_store(info)) is not None:
+                    sink.hash_with(expected.algorithm)
                 await _Ranged(self, key, sink, info, asset).run()
-                size, expected_md5 = info.size, info.md5
+                size = info.size
             else:
-                streamed = _Streamed(self, key, sink, entry, info, asset)
-                size, expected_md5 = await streamed.run()
-            sha256, md5 = sink.hexdigests()
+                streamed = _Streamed(self, key, sink, entry, info, asset, expected)
+                size = await streamed.run()
+                expected = streamed.expected
+            digest = sink.hexdigest(expected.algorithm) if expected is not None else None
         finally:
             if sink.fd is not None:  # small objects were written and closed in one call
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(sink.close, limiter=self.disk)
-        if entry.sha256 is not None and sha256 != entry.sha256:
-            raise IntegrityError("SHA-256 does not match the meta", asset=asset, key=key)
-        if entry.sha256 is None and expected_md5 is not None and md5 != expected_md5:
-            raise IntegrityError("MD5 does not match the store's", asset=asset, key=key)
+        if expected is not None and digest != expected.hexdigest:
+            raise IntegrityError(expected.mismatch(), asset=asset, key=key)
         self.emitter.emit(ObjectDownloaded(asset=asset, key=key, size=size))
-        return size
+        return size, expected.algorithm if expected is not None else SIZE
 
     async def _receive(
         self,
@@ -194,27 +209,29 @@ class _Streamed(_Download):
         entry: FileEntry,
         info: ObjectInfo | None,
         asset: str,
+        expected: Expected | None,
     ) -> None:
         super().__init__(transfer, key, sink, asset)
         self.entry = entry
         self.written = 0  # bytes on disk: a retry resumes here (buffered bytes are lost)
         self.token = info.version_token if info is not None else None
         self.total = info.size if info is not None else entry.size
-        self.md5 = info.md5 if info is not None else None
+        self.expected = expected  # the meta's checksum, else the store's (from the response)
         self.first = True
 
-    async def run(self) -> tuple[int, str | None]:
+    async def run(self) -> int:
         await self._retrying(self._attempt)
         assert self.total is not None
-        return self.total, self.md5
+        return self.total
 
     def _opened(self, info: ObjectInfo) -> int:
         """The first response: it names the size, version token and MD5 of the object."""
         self.first = False
         _check_size(info.size, self.entry, self.asset, self.key)
-        self.total, self.token, self.md5 = info.size, info.version_token, info.md5
-        if self.entry.sha256 is None and self.md5 is not None:
-            self.sink.md5 = hashlib.md5(usedforsecurity=False)
+        self.total, self.token = info.size, info.version_token
+        if self.expected is None and (store := from_store(info)) is not None:
+            self.expected = store  # before the first byte: the digest covers them all
+            self.sink.hash_with(store.algorithm)
         return info.size
 
     async def _append(self, buffer: list[bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -35,11 +36,26 @@ def test_an_intact_cache_is_ok(ours: Path) -> None:
     ]
 
 
+def test_files_are_rehashed_with_the_fast_checksum_else_sha256(ours: Path) -> None:
+    assert {c.verified_with for c in cache.verify(ours)} == {"xxh3_128"}
+    # A meta of an older aiomodelkit: SHA-256 only.
+    kept = ours / ".meta" / "models" / "clf" / "1.0.meta"
+    meta = json.loads(kept.read_bytes())
+    del meta["xxh3_128"]
+    kept.write_text(json.dumps(meta))
+    (check,) = cache.verify(ours, ["models/clf:1.0"])
+    assert (check.status, check.verified_with) == ("ok", "sha256")
+    (ours / "models" / "clf" / "1.0").write_bytes(b"C" + b"c" * 399)
+    (check,) = cache.verify(ours, ["models/clf:1.0"])
+    assert check.problems == ("the file: its SHA-256 differs from the meta's",)
+    assert check.verified_with == "sha256"
+
+
 def test_every_corruption_is_found(ours: Path) -> None:
     _corrupt(ours)
     found = {c.version.spec: (c.status, c.problems) for c in cache.verify(ours)}
     assert found == {
-        "models/clf:1.0": ("corrupt", ("the file: its SHA-256 differs from the meta's",)),
+        "models/clf:1.0": ("corrupt", ("the file: its XXH3-128 differs from the meta's",)),
         "models/clf:0.1": ("corrupt", ("the file: 199 bytes, expected 200",)),
         "models/clf:0.0": ("incomplete", ("no completion marker: an interrupted download",)),
         "models/tok:0.0": (
@@ -81,13 +97,13 @@ def test_the_command_names_every_failed_version(ours: Path) -> None:
     done = runner.invoke(app, ["cache", "verify", "--assets-dir", str(ours)])
     assert done.exit_code == 1
     assert done.stdout.splitlines() == [
-        "models/clf:1.0\tcorrupt\tthe file: its SHA-256 differs from the meta's",
+        "models/clf:1.0\tcorrupt\tthe file: its XXH3-128 differs from the meta's",
         "models/clf:0.1\tcorrupt\tthe file: 199 bytes, expected 200",
         "models/clf:0.0\tincomplete\tno completion marker: an interrupted download",
         "models/tok:0.0\tcorrupt\tsub/merges.txt is missing",
     ]
     assert done.stderr.splitlines() == [
-        "error: models/clf:1.0 is corrupt: the file: its SHA-256 differs from the meta's",
+        "error: models/clf:1.0 is corrupt: the file: its XXH3-128 differs from the meta's",
         "error: models/clf:0.1 is corrupt: the file: 199 bytes, expected 200",
         "error: models/clf:0.0 is incomplete: no completion marker: an interrupted download",
         "error: models/tok:0.0 is corrupt: sub/merges.txt is missing (and 1 more)",
