@@ -120,7 +120,7 @@ class Watcher:
             the :class:`ModelSwapped` and :class:`ModelSwapFailed` events of this check.
         """
         async with self._lock:  # one check at a time: swaps never interleave
-            watched = self.watched()
+            watched = every = self.watched()
             if keys is not None:
                 watched = {n: [k for k in ks if k in keys] for n, ks in watched.items()}
                 watched = {n: ks for n, ks in watched.items() if ks}
@@ -136,7 +136,10 @@ class Watcher:
             for name, models in watched.items():
                 snapshot = snapshots.get(name)
                 if snapshot is not None:
-                    events += await self._apply(name, models, snapshot, force=force)
+                    # The token is kept only when every model of the name was considered:
+                    # after reload(key), the others still see the index as changed.
+                    whole = len(models) == len(every[name])
+                    events += await self._apply(name, models, snapshot, force=force, whole=whole)
             return events
 
     async def _read(self, name: str, *, force: bool) -> IndexSnapshot | None:
@@ -148,7 +151,7 @@ class Watcher:
             return None
 
     async def _apply(
-        self, name: str, keys: list[str], snapshot: IndexSnapshot, *, force: bool
+        self, name: str, keys: list[str], snapshot: IndexSnapshot, *, force: bool, whole: bool
     ) -> list[ModelEvent]:
         loader, state = self._loader, self._indexes[name]
         versioning = self._manager.versioning
@@ -187,7 +190,7 @@ class Watcher:
                 state.failures = 0
                 if current is not None and not self._serves(name, current):
                     await self._manager.release(name, current)  # prunable again
-        if not deferred:
+        if whole and not deferred:
             state.token = snapshot.token
         return events
 

@@ -502,3 +502,16 @@ async def test_a_swapped_out_version_is_no_longer_held_in_use(
         assert [(v.name, v.version) for v in report.removed] == [("models/clf", "0.0")]
         assert [(k.version.version, k.reason) for k in report.kept] == [("0.1", "in use")]
         assert await lib.get("clf").predict("x") == "two:x"
+
+
+async def test_reload_of_one_model_leaves_the_others_of_its_asset_to_the_watch(
+    memory_store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    stores = Stores(memory_store_factory)
+    await publish(stores, tmp_path, "models/clf", "one")
+    lib = library(stores, tmp_path, ["clf", "clf-latest"], watch_interval=INTERVAL)
+    async with opened(lib):
+        await publish(stores, tmp_path, "models/clf", "two", major="0")
+        await lib.reload("clf")  # clf-latest shares the index: it must still see the change
+        assert lib.status()["clf"].version == "0.1"
+        await until(lib, lambda: lib.status()["clf-latest"].version == "0.1", 2 * INTERVAL + 2)
