@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.report benchmarks/results/full.json`` rebuilds both from a saved run.
 Ratios are ``ours ÷ peer`` in throughput, i.e. the peer's median time over ours: above 1,
-aiomodelkit is faster (for ``limit``, 1.0 means we reach the raw network limit).
+aiomodelkit is faster (for ``limit``, 1.0 means we reach the raw network limit). On fetch
+workloads each peer's client CPU per GiB (client CPU seconds / workload GiB) is printed too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 __all__ = ["group", "summarize", "targets", "write"]
 
+_GIB = 1024**3
 _ORDER = ("ours", "limit", "boto3-tm", "boto3", "aiobotocore-seq", "s5cmd", "obstore", "modelkit")
 #: The graph workloads with targets (startup against the critical path, ratio to modelkit):
 #: their keys and the names the targets table gives them.
@@ -40,6 +42,11 @@ def group(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str,
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians of one peer's measured runs (failed runs are counted, not averaged)."""
     ok = [r for r in runs if r.get("ok")]
+    cpu_per_gib = [
+        float(r["cpu_s"]) / (float(r["size"]) / _GIB)
+        for r in ok
+        if isinstance(r.get("cpu_s"), int | float) and r.get("size")
+    ]
 
     def med(field: str, sub: str | None = None) -> float | None:
         values = []
@@ -57,6 +64,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_s": med("wall_s"),
         "mib_s": med("mib_s"),
         "cpu_s": med("cpu_s"),
+        "cpu_s_per_gib": _median(cpu_per_gib),
         "peak_rss_mib": med("peak_rss_mib"),
         "base_rss_mib": med("base_rss_mib"),
         "lag_p50_ms": med("lag", "p50_ms"),
@@ -201,13 +209,16 @@ def targets(data: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
 def _table(title: str, peers: dict[str, list[dict[str, Any]]], workload: dict[str, Any]) -> str:
     stats = {p: summarize(r) for p, r in peers.items()}
     ours = stats.get("ours")
+    # CPU per GiB only where the workload's bytes are what the client moves: a warm start,
+    # a graph of loads or four processes (W5-W7) would divide by the wrong thing.
+    per_gib = workload.get("kind") == "fetch"
     lines = [
         f"#### {title}",
         "",
-        "| peer | ok | median s | MiB/s | ours ÷ peer | client CPU s | peak RSS MiB "
-        "| loop lag p50/p99/max ms | idle lag p99 ms | requests | proxy CPU s "
+        "| peer | ok | median s | MiB/s | ours ÷ peer | client CPU s | client CPU s/GiB "
+        "| peak RSS MiB | loop lag p50/p99/max ms | idle lag p99 ms | requests | proxy CPU s "
         "| server CPU s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for peer in sorted(stats, key=lambda p: _ORDER.index(p) if p in _ORDER else 99):
         s = stats[peer]
@@ -225,7 +236,9 @@ def _table(title: str, peers: dict[str, list[dict[str, Any]]], workload: dict[st
             requests = "-"
         lines.append(
             f"| {peer} | {s['ok']}/{s['runs']} | {_fmt(s['wall_s'], 3)} | {_fmt(s['mib_s'], 1)} "
-            f"| {_fmt(ratio)} | {_fmt(s['cpu_s'])} | {_fmt(s['peak_rss_mib'], 0)} | {lag} "
+            f"| {_fmt(ratio)} | {_fmt(s['cpu_s'])} "
+            f"| {_fmt(s['cpu_s_per_gib'] if per_gib else None)} "
+            f"| {_fmt(s['peak_rss_mib'], 0)} | {lag} "
             f"| {_fmt(s['idle_lag_p99_ms'], 1)} | {requests} | {_fmt(s['proxy_cpu_s'])} "
             f"| {_fmt(s['server_cpu_s'])} |"
         )

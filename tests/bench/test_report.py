@@ -1,9 +1,10 @@
-"""The benchmark report's graph targets (W6, W6-wide), from a small fake results dict."""
+"""The benchmark report: graph targets (W6, W6-wide) and CPU per GiB, from small fake results."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from benchmarks import report
 
 
@@ -115,3 +116,23 @@ def test_markdown_has_both_graph_tables() -> None:
     assert "#### W6-wide cold start — 20 ms RTT — s3" in text
     assert "Critical path of the graph: 1.200 s; sum of all load times 12.000 s" in text
     assert "Critical path of the graph: 1.700 s; sum of all load times 6.600 s" in text
+
+
+def test_fetch_tables_print_client_cpu_per_gib() -> None:
+    data = _data()
+    data["conditions"]["rtt20"]["title"] = "20 ms RTT"
+    data["workloads"]["w1"] = {"title": "W1 1 x 512 MiB", "kind": "fetch", "size": 2**29}
+    data["records"] = [
+        {**_record("w1", peer, run, 1.0), "size": 2**29, "cpu_s": cpu + run}
+        for run in (-1, 0, 1, 2)
+        for peer, cpu in (("ours", 0.6), ("s5cmd", 0.9))
+    ]
+    stats = {
+        p: report.summarize(r)
+        for p, r in report.group(data["records"])[("rtt20", "s3", "w1")].items()
+    }
+    assert stats["ours"]["cpu_s_per_gib"] == pytest.approx(2 * 1.6)
+    text = report.markdown(data, None)
+    assert "| client CPU s | client CPU s/GiB |" in text
+    assert "| ours | 3/3 | 1.000 | - | - | 1.60 | 3.20 |" in text
+    assert "| s5cmd | 3/3 | 1.000 | - | 1.00 | 1.90 | 3.80 |" in text

@@ -121,7 +121,20 @@ def test_quick_plan_runs_every_peer_on_w4_on_raw_loopback_only() -> None:
     chosen = {(cond, s.workload.key): s.peers for cond, items in plan.items() for s in items}
     assert chosen == {
         ("raw", "w4"): peers.ALL_PEERS,
+        ("rtt20", "w4"): ("ours", "limit", "boto3-tm", "s5cmd", "obstore"),
         ("rtt20-cap", "w4"): ("ours", "limit", "boto3-tm"),
         ("rtt20-cap", "w7"): ("ours",),
     }
     assert args.runs == 2
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "full"])
+def test_w1_to_w4_at_20ms_run_s5cmd_and_obstore_beside_ours(quick: bool) -> None:
+    args = cli.parse_args([*(["--quick"] if quick else []), "--conditions", "rtt20"])
+    plan = cli.plan_of(args, workloads.workloads(quick=quick), list(peers.ALL_PEERS))
+    chosen = {s.workload.key: s.peers for s in plan["rtt20"] if s.store == "s3"}
+    for key in ("w1", "w2", "w3", "w4"):
+        assert set(matrix.RTT20_PEERS) <= set(chosen[key]), key
+    if quick:
+        assert chosen["w1"] == chosen["w2"] == chosen["w4"] == matrix.RTT20_PEERS
+        assert chosen["w3"] == (*matrix.RTT20_PEERS, "modelkit")
