@@ -310,13 +310,7 @@ def lock_held(path: Path) -> bool:
     except OSError:
         return False
     try:
-        if sys.platform == "win32":
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        return False
+        return _is_locked(fd)
     finally:
         os.close(fd)
 

@@ -241,7 +241,7 @@ class _Walker:
             if parts and (leftover := _LEFTOVER.fullmatch(entry.name)):
                 name, version = "/".join(parts), leftover["version"]
                 stale = is_stale(leftover["owner"], path)
-                size = _measure(path, is_dir)[0]
+                size = measure_tree(path, is_dir)[0]
                 self.leftovers.append(Leftover(path, name, version, size, stale))
                 held = True
             elif parts and is_dir and (path / _MARKER).is_file():
@@ -293,19 +293,20 @@ class _Walker:
 
     def _measure(self, path: Path, is_dir: bool) -> tuple[int, int]:
         if self.memo is None:
-            return _measure(path, is_dir)
+            return measure_tree(path, is_dir)
         try:
             info = path.lstat()
         except OSError:
             return 0, 0
         key = (str(path), info.st_ino, info.st_mtime_ns)
         if key not in self.memo:
-            self.memo[key] = _measure(path, is_dir)
+            self.memo[key] = measure_tree(path, is_dir)
         return self.memo[key]
 
 
-def _measure(path: Path, is_dir: bool) -> tuple[int, int]:
-    """The bytes and the number of regular files under ``path`` (its marker left out)."""
+def measure_tree(path: Path, is_dir: bool = True) -> tuple[int, int]:
+    """The bytes and the number of regular files under ``path`` (blocking; its completion
+    marker left out, symbolic links not followed, files removed meanwhile skipped)."""
     if not is_dir:
         try:
             return path.lstat().st_size, 1

@@ -12,7 +12,6 @@ hit or a published version names its path, asset and version), or named explicit
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from ._cache_scan import measure_tree
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -50,25 +51,8 @@ def cache_root(path: Path, asset: str, version: str) -> Path | None:
 
 
 def directory_bytes(root: Path) -> int:
-    """The bytes of every regular file under ``root`` (symbolic links not followed; files
-    removed during the walk are skipped)."""
-    total = 0
-    stack = [str(root)]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_size
-                except OSError:
-                    continue
-    return total
+    """The bytes of every regular file under ``root`` (blocking; see :func:`measure_tree`)."""
+    return measure_tree(root)[0]
 
 
 class CacheSizeCollector(Collector):
