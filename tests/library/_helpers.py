@@ -11,22 +11,26 @@ from aiomodelkit._model import Model
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from aiomodelkit.stores import MemoryStore
+    from aiomodelkit.stores import Store
 
 
 def _settings(tmp_path: Path, **values: Any) -> Settings:
     return Settings(assets_dir=tmp_path / "cache", **values)
 
 
-async def publish(store: MemoryStore, tmp_path: Path, name: str, content: str) -> str:
-    """Publish ``content`` as a one-file directory asset (``weights.txt``); return its version."""
+async def publish(store: Store, tmp_path: Path, name: str, content: str, **update: Any) -> str:
+    """Publish ``content`` as a one-file directory asset (``weights.txt``); return its version.
+
+    The manager closes ``store`` when done: pass a store of its own unless it is a
+    MemoryStore. ``update``: keyword arguments of ``AssetsManager.update`` (``major=``...).
+    """
     source = tmp_path / "sources" / uuid.uuid4().hex
     source.mkdir(parents=True)
     (source / "weights.txt").write_text(content)
     settings = Settings(assets_dir=tmp_path / "publisher-cache")
     async with AssetsManager(storage=store, settings=settings) as am:
         try:
-            return (await am.update(source, name)).version
+            return (await am.update(source, name, **update)).version
         except AssetNotFoundError:
             return (await am.new(source, name)).version
 

@@ -8,7 +8,6 @@ Every test publishes real versions through an :class:`AssetsManager` and serves 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from contextlib import asynccontextmanager
 from functools import partial
@@ -18,7 +17,6 @@ import anyio
 import pytest
 
 from aiomodelkit import (
-    AssetNotFoundError,
     AssetsManager,
     LoadError,
     ModelLibrary,
@@ -30,6 +28,8 @@ from aiomodelkit import (
 from aiomodelkit._model import Model
 from aiomodelkit.cache import prune
 from aiomodelkit.testing import InstrumentedStore
+
+from ._helpers import publish as publish_to
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -130,16 +130,7 @@ def stores(request: pytest.FixtureRequest) -> Stores:
 
 
 async def publish(stores: Stores, tmp_path: Path, name: str, content: str, **kw: Any) -> str:
-    store = stores.factory()
-    source = tmp_path / "sources" / uuid.uuid4().hex
-    source.mkdir(parents=True)
-    (source / "weights.txt").write_text(content)
-    settings = Settings(assets_dir=tmp_path / "publisher-cache")
-    async with AssetsManager(storage=store, settings=settings) as am:
-        try:
-            return (await am.update(source, name, **kw)).version
-        except AssetNotFoundError:
-            return (await am.new(source, name)).version
+    return await publish_to(stores.factory(), tmp_path, name, content, **kw)
 
 
 def library(
