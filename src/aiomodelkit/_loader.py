@@ -31,7 +31,14 @@ from ._events import publish
 from ._groups import leaves
 from ._model import Model, ModelDependencies
 from ._residency import Residency, asset_size
-from ._slots import Slot, await_dependency_assets, close_model, initial_status, release
+from ._slots import (
+    Slot,
+    await_dependency_assets,
+    close_model,
+    initial_status,
+    load_error,
+    release,
+)
 from ._status import (
     LibraryEventCallback,
     ModelEvent,
@@ -302,12 +309,7 @@ class Loader:
                 raise
             if not isinstance(exc, Exception):
                 raise
-            if isinstance(exc, LoadError) and exc.model == slot.key:
-                error = exc  # already says what happened (a model that cannot fit)
-            else:
-                error = LoadError(
-                    f"{phase} failed: {type(exc).__name__}: {exc}", model=slot.key, asset=asset
-                )
+            error = load_error(exc, slot.key, phase, asset)  # a model that cannot fit: as is
             self._failures.append(error)
             self.update(slot, state=ModelState.FAILED, error=error)
             self.emit(ModelFailed(model=slot.key, at=self.now(), error=error))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._errors import LoadError
 from ._status import ModelState, ModelStatus
 
 if TYPE_CHECKING:
@@ -69,6 +70,16 @@ async def close_model(key: str, model: Model[Any, Any]) -> None:
             logger.exception("closing model %r failed", key)
     if scope.cancelled_caught:
         logger.error("closing model %r took over %.0f s", key, CLOSE_TIMEOUT)
+
+
+def load_error(exc: Exception, key: str, what: str, asset: str | None) -> LoadError:
+    """``exc`` as the one :class:`LoadError` of model ``key`` (``what`` failed), its cause
+    chained; a LoadError of that model already says what happened and is kept as is."""
+    if isinstance(exc, LoadError) and exc.model == key:
+        return exc
+    error = LoadError(f"{what} failed: {type(exc).__name__}: {exc}", model=key, asset=asset)
+    error.__cause__ = exc
+    return error
 
 
 def release(slot: Slot) -> None:

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._errors import LoadError
 from ._residency import asset_size
-from ._slots import close_model
+from ._slots import close_model, load_error
 from ._status import ModelSwapFailed, ModelSwapped
 
 if TYPE_CHECKING:
@@ -192,15 +191,8 @@ def record_failure(loader: Loader, key: str, version: str, exc: Exception) -> Mo
     serves on. Logged as a warning, emitted as a :class:`ModelSwapFailed`."""
     slot = loader.slots[key]
     spec = slot.plan.spec
-    if isinstance(exc, LoadError) and exc.model == key:
-        error = exc
-    else:
-        error = LoadError(
-            f"swapping to version {version} failed: {type(exc).__name__}: {exc}",
-            model=key,
-            asset=str(spec.with_version(version)) if spec is not None else None,
-        )
-        error.__cause__ = exc
+    asset = str(spec.with_version(version)) if spec is not None else None
+    error = load_error(exc, key, f"swapping to version {version}", asset)
     loader.update(slot, failed_version=version, swap_error=error)
     logger.warning("%s; version %s keeps serving", error, slot.status.asset_version)
     event = ModelSwapFailed(
