@@ -289,6 +289,10 @@ class _Ranged(_Download):
         self.lengths = [min(part, info.size - start) for start in self.starts]
         self.progress = [0] * len(self.starts)  # bytes of each range on disk: retries resume
         self.landed = anyio.Event()  # set (and replaced) whenever a write lands
+        # One writer per file: concurrent pwritev calls on one file spin on its inode lock
+        # (ext4's i_rwsem: ~0.2 s of CPU per GiB at 4 threads), so the ranges' buffers are
+        # group-committed, every buffer waiting meanwhile written in the next single hop.
+        self.writes = WriteBatcher()
 
     async def run(self) -> None:
         t = self.transfer
@@ -339,7 +343,7 @@ class _Ranged(_Download):
 
     async def _write(self, index: int, buffer: list[bytes]) -> None:
         at = self.starts[index] + self.progress[index]
-        await anyio.to_thread.run_sync(self.sink.write_at, buffer, at, limiter=self.transfer.disk)
+        await self.writes.run(partial(self.sink.write_at, buffer, at), self.transfer.disk)
         self.progress[index] += sum(map(len, buffer))
         self.landed.set()
         self.landed = anyio.Event()

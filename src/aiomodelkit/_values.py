@@ -55,8 +55,11 @@ DISK_THREADS = 4
 #: Bytes gathered from the network before one disk write (one worker-thread hop).
 WRITE_BUFFER = 1 * MiB
 #: The same for each range of a large object: 16 ranges in flight hold up to 16 of these
-#: (plus what aiohttp buffers per connection), which bounds peak memory.
-RANGE_WRITE_BUFFER = 512 * 1024
+#: (plus what aiohttp buffers per connection), which bounds peak memory. Small on purpose:
+#: the pieces are still in the CPU's caches when ``pwritev`` copies them into the page
+#: cache. Client CPU per GiB on loopback, alternating runs (``benchmarks/cpu_per_byte.py``):
+#: 1.20 s at 512 KiB, 1.73 s at 1 MiB; 256 and 128 KiB measured level with 512 KiB or below.
+RANGE_WRITE_BUFFER = 256 * 1024
 #: Ranges of one object in flight at once (each also takes a connection of the budget).
 #: A cloud object store serves one connection at a fraction of a VM's link (S3: ~90 MB/s
 #: per connection against 10-25 Gbit/s), so one big object needs many connections; 16

@@ -79,16 +79,30 @@ def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 class DirectBody:
-    """A GET's body, read with ``read(n)``; ``close`` keeps the connection when drained."""
+    """A GET's body, read with ``read(n)``; ``close`` keeps the connection when drained.
 
-    __slots__ = ("_response",)
+    Each read hands over one piece as aiohttp buffered it (one socket read's worth), never a
+    join of several: ``StreamReader.read(n)`` copies every buffered piece into one new
+    ``bytes`` (about 0.1 s of CPU per GiB on loopback), and the pieces go to ``os.pwritev``
+    as they are anyway.
+    """
+
+    __slots__ = ("_response", "_rest")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
+        self._rest = b""  # what a read shorter than the piece left over
 
     async def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; ``b""`` at the end of the body."""
-        return await self._response.content.read(size)
+        piece, self._rest = self._rest, b""
+        while not piece:
+            piece, end_of_http_chunk = await self._response.content.readchunk()
+            if not piece and not end_of_http_chunk:
+                return b""  # the end of the body
+        if len(piece) > size:
+            piece, self._rest = piece[:size], piece[size:]
+        return piece
 
     def close(self) -> None:
         """Return the connection to the pool if the body was read to its end, else drop it."""
