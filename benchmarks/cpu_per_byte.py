@@ -57,8 +57,8 @@ from aiomodelkit import Settings
 from benchmarks import report
 from benchmarks.harness import peers
 from benchmarks.harness.cli import RESULTS, machine_info
-from benchmarks.harness.peers import REPO
 from benchmarks.harness.matrix import CONDITIONS, Step
+from benchmarks.harness.peers import REPO
 from benchmarks.harness.services import Backends
 from benchmarks.harness.suite import PROFILES, Options, Suite
 from benchmarks.workloads import Asset, FileSpec, Workload
