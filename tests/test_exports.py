@@ -161,6 +161,7 @@ EXPORTED = {
         "ServerError",
         "Stall",
         "ThreadedLatencyProxy",
+        "Throttle",
         "Truncate",
         "transient",
     ],

@@ -14,9 +14,11 @@ and to inject faults into reads (errors, truncated bodies, slow chunks).
 
 :class:`FaultProxy` sits between a real client and one of those servers, on the wire: it
 counts requests server side and, by :class:`ProxyRule`, truncates or resets bodies, answers
-500/503, delays or stalls responses, corrupts bytes, or replaces an object between two
-ranged reads (:class:`Truncate`, :class:`ResetConnection`, :class:`ServerError`,
-:class:`DelayFirstByte`, :class:`Stall`, :class:`CorruptBytes`, :class:`ReplaceObject`).
+500/503, throttles like a hot prefix (503 ``SlowDown``, 429 ``rateLimitExceeded``, 503
+``ServerBusy`` above a rate or a concurrency), delays or stalls responses, corrupts bytes,
+or replaces an object between two ranged reads (:class:`Truncate`,
+:class:`ResetConnection`, :class:`ServerError`, :class:`Throttle`, :class:`DelayFirstByte`,
+:class:`Stall`, :class:`CorruptBytes`, :class:`ReplaceObject`).
 
 :class:`LatencyProxy` (``async with``) and :class:`ThreadedLatencyProxy` (``with``) forward
 TCP on loopback with a round-trip time, a window per connection and an optional bandwidth
@@ -50,6 +52,7 @@ from ._latency import LatencyProxy as LatencyProxy
 from ._latency import ThreadedLatencyProxy as ThreadedLatencyProxy
 from ._moto import MotoServer as MotoServer
 from ._seaweedfs import SeaweedFSServer as SeaweedFSServer
+from ._throttle import Throttle as Throttle
 
 __all__ = [
     "AzuriteServer",
@@ -71,6 +74,7 @@ __all__ = [
     "ServerError",
     "Stall",
     "ThreadedLatencyProxy",
+    "Throttle",
     "Truncate",
     "transient",
 ]

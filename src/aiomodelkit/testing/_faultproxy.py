@@ -1,10 +1,11 @@
-"""A fault-injecting HTTP reverse proxy in front of a loopback S3 or GCS server, for tests.
+"""A fault-injecting HTTP reverse proxy in front of a loopback S3, GCS or Azure server, for tests.
 
 Clients talk to the proxy as if it were the server (``endpoint_url=proxy.endpoint_url`` for
-S3, ``api_root=proxy.endpoint_url`` for GCS); the proxy forwards every request to the
-upstream server, streaming bodies both ways, and applies the :class:`ProxyRule` s it holds
-(:mod:`._faults`). It also counts every request per (normalised method, key), server side,
-so a test can prove "each object was downloaded exactly once" whatever the client thinks.
+S3, ``api_root=proxy.endpoint_url`` for GCS, ``BlobEndpoint=<proxy>/<account>`` for Azurite);
+the proxy forwards every request to the upstream server, streaming bodies both ways, and
+applies the :class:`ProxyRule` s it holds (:mod:`._faults`, :mod:`._throttle`). It also
+counts every request per (normalised method, key), server side, so a test can prove "each
+object was downloaded exactly once" whatever the client thinks.
 
 It is built on aiohttp, so it runs on asyncio: ``with FaultProxy(...)`` runs it on its own
 event loop in a thread (from sync tests, or to keep it off the loop under test), and
@@ -19,6 +20,7 @@ import dataclasses
 import inspect
 import threading
 from collections import Counter
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,20 +29,15 @@ from yarl import URL
 
 from aiomodelkit._lifecycle import AsyncResource
 
-from ._faults import (
-    Api,
-    FaultPlan,
-    ProxyRequest,
-    ProxyRule,
-    ReplaceObject,
-    RuleState,
-    describe_request,
-    error_body,
-)
+from ._faultplan import FaultPlan, RuleState
+from ._faults import Api, ProxyRequest, ProxyRule, ReplaceObject, describe_request, error_body
 from ._faultwire import forwarded_headers, open_upstream_session, overwrite_upstream, relay
 from ._loopback import ensure_loopback
 from ._loopthread import LoopThread
 from ._process import HOST, BackgroundServer
+
+if TYPE_CHECKING:
+    from ._throttle import ThrottleState
 
 __all__ = ["FaultProxy"]
 
@@ -50,8 +47,10 @@ class FaultProxy(AsyncResource, BackgroundServer):
 
     Args:
         upstream: ``http://127.0.0.1:PORT`` of the real server (loopback only).
-        api: ``"s3"`` or ``"gcs"``; by default guessed per request from the path (GCS
-            paths start with ``/storage/v1/``, ``/download/storage/v1/`` or ``/upload/...``).
+        api: ``"s3"``, ``"gcs"`` or ``"azure"``; by default guessed per request from the
+            path, between S3 and GCS (GCS paths start with ``/storage/v1/``,
+            ``/download/storage/v1/`` or ``/upload/...``). Azurite's paths look like S3's:
+            give ``"azure"`` in front of it.
         chunk_size: bytes relayed per write.
         startup_timeout: seconds to wait for the proxy thread to listen.
 
@@ -137,7 +136,7 @@ class FaultProxy(AsyncResource, BackgroundServer):
             self._errors.clear()
 
     def fired(self, rule: ProxyRule) -> int:
-        """How many requests ``rule`` has disturbed."""
+        """How many requests ``rule`` has disturbed (with a ``Throttle``: has throttled)."""
         with self._lock:
             return sum(state.fired for state in self._rules if state.rule is rule)
 
@@ -223,32 +222,39 @@ class FaultProxy(AsyncResource, BackgroundServer):
             # An absolute-form target ("GET http://elsewhere/"): we only forward upstream.
             return web.Response(status=400, text="FaultProxy forwards origin-form requests only")
         info = describe_request(request.method, request.raw_path, request.headers, self._api)
-        info, rule, gates = self._decide(info)
-        for gate in gates:
-            await gate.wait()
-        plan = FaultPlan.of(rule.faults if rule is not None else ())
+        info, rule, gates, admitted = self._decide(info)
+        plan: FaultPlan | None = None
         try:
+            for gate in gates:
+                await gate.wait()
+            plan = FaultPlan.of(rule.faults if rule is not None else (), info.api)
             return await self._respond(request, info, plan)
         except Exception as exc:  # a bug of ours: make it visible to the test
             self._record(exc)
             raise
         finally:
-            if plan.replace is not None and rule is not None:
+            # The answer has been sent to its end, or never will be (a dropped connection,
+            # cancelled at a gate): the request leaves its throttles' budgets.
+            self._release(admitted)
+            if plan is not None and plan.replace is not None and rule is not None:
                 await self._replace(info, plan.replace, self._gates[rule])
 
     def _decide(
         self, info: ProxyRequest
-    ) -> tuple[ProxyRequest, ProxyRule | None, list[asyncio.Event]]:
+    ) -> tuple[ProxyRequest, ProxyRule | None, list[asyncio.Event], list[ThrottleState]]:
         with self._lock:
             self._counts[info.method, info.key] += 1
             chosen: RuleState | None = None
             gates = []
+            admitted = []  # the throttles this request counts against until it ends
             for state in self._rules:
                 if not state.rule.matches(info):
                     continue
                 if chosen is None and state.fires():
                     chosen = state
                     continue
+                if chosen is None and state.throttle is not None:
+                    admitted.append(state.throttle.admit())
                 gate = self._gates.get(state.rule)
                 if gate is not None and not gate.is_set():
                     gates.append(gate)
@@ -257,7 +263,12 @@ class FaultProxy(AsyncResource, BackgroundServer):
                 self._gates[chosen.rule] = asyncio.Event()
             info = dataclasses.replace(info, faults=tuple(type(f).__name__ for f in faults))
             self._log.append(info)
-        return info, chosen.rule if chosen is not None else None, gates
+        return info, chosen.rule if chosen is not None else None, gates, admitted
+
+    def _release(self, admitted: list[ThrottleState]) -> None:
+        with self._lock:
+            for throttle in admitted:
+                throttle.release()
 
     async def _respond(
         self, request: web.BaseRequest, info: ProxyRequest, plan: FaultPlan
@@ -265,10 +276,10 @@ class FaultProxy(AsyncResource, BackgroundServer):
         if plan.delay:
             await asyncio.sleep(plan.delay)
         if plan.status is not None:
-            body, content_type = error_body(info, plan.status)
-            return web.Response(
-                status=plan.status, body=body, headers={"Content-Type": content_type}
-            )
+            body, headers = error_body(info, plan.status)
+            if plan.retry_after is not None:
+                headers["Retry-After"] = f"{plan.retry_after:.3f}".rstrip("0").rstrip(".")
+            return web.Response(status=plan.status, body=body, headers=headers)
         assert self._session is not None
         try:
             upstream = await self._session.request(

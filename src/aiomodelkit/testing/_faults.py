@@ -1,4 +1,5 @@
-"""Faults and rules for :class:`~aiomodelkit.testing.FaultProxy`, and how it reads a request.
+"""Faults and rules for :class:`~aiomodelkit.testing.FaultProxy`, how it reads a request and
+how it answers an error in each API.
 
 A :class:`ProxyRule` says *which* requests to disturb (method, bucket, key regex, Range
 present or not) and *when* (every match, the first ``times``, the ``nth``, or with a seeded
@@ -8,7 +9,9 @@ present or not) and *when* (every match, the first ``times``, the ``nth``, or wi
 :class:`Truncate`          send ``after`` body bytes, then close the connection (FIN)
 :class:`ResetConnection`   send ``after`` body bytes, then reset it (RST, SO_LINGER 0)
 :class:`ServerError`       answer 500 / 503 without asking the server (S3 ``SlowDown``
-                           XML or a GCS JSON error body)
+                           XML, a GCS JSON error body, Azure ``ServerBusy`` XML)
+:class:`Throttle`          answer "slow down" above a rate or a concurrency, as a hot
+                           prefix does (``_throttle``)
 :class:`DelayFirstByte`    wait before the response starts
 :class:`Stall`             stop sending for ``seconds`` after ``after`` body bytes
 :class:`CorruptBytes`      flip bytes of the body (same length, wrong checksum)
@@ -16,25 +19,30 @@ present or not) and *when* (every match, the first ``times``, the ``nth``, or wi
                            requests matching the rule meanwhile wait for it
 =========================  ==========================================================
 
-A rule may carry several faults at once (``(Truncate(1000), ReplaceObject(b"v2"))``).
+A rule may carry several faults at once (``(Truncate(1000), ReplaceObject(b"v2"))``); what
+the proxy does with them is in ``_faultplan``.
 
-Methods are normalised across the two APIs, for rules and for counting: ``GET`` reads an
+Methods are normalised across the APIs, for rules and for counting: ``GET`` reads an
 object's bytes (S3 ``GetObject``; GCS ``?alt=media`` or ``/download/storage/v1/...``),
 ``HEAD`` reads its metadata (S3 ``HeadObject``; GCS ``GET .../o/<name>`` without
 ``alt=media``), ``PUT`` writes it (S3 ``PutObject``; GCS ``POST /upload/storage/v1/...``),
 ``LIST`` lists a bucket (the key is then the listing's prefix), ``DELETE`` deletes, and
 ``OTHER`` is anything about buckets or the service (creating a bucket, its metadata).
+Azure (Azurite's path-style ``/<account>/<container>/<blob>``, with ``api="azure"``: its
+paths look like S3's) keeps the HTTP method on a blob, ``LIST`` is ``?comp=list`` on a
+container (the container is the bucket), and ``x-ms-range`` counts as a ``Range``.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import re
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
+
+from ._throttle import Throttle
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -52,7 +60,7 @@ __all__ = [
     "Truncate",
 ]
 
-Api = Literal["s3", "gcs"]
+Api = Literal["s3", "gcs", "azure"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +71,7 @@ class ProxyRequest:
         method: the normalised method: ``GET``, ``HEAD``, ``PUT``, ``DELETE`` (or another
             HTTP method) on an object, ``LIST``, or ``OTHER`` (bucket or service calls).
         http_method: the HTTP method on the wire.
-        api: ``"s3"`` or ``"gcs"``.
+        api: ``"s3"``, ``"gcs"`` or ``"azure"``.
         bucket: the bucket, when the path names one.
         key: the object key inside the bucket (decoded), or a listing's prefix.
         range: the ``Range`` header, if any.
@@ -107,7 +115,8 @@ class ServerError:
     """Answer ``status`` at once, with the error body the API would send.
 
     S3 gets ``SlowDown`` (503) or ``InternalError`` (other statuses) in XML; GCS gets its
-    JSON error document. The server never sees the request.
+    JSON error document; Azure ``ServerBusy`` (503) or ``InternalError`` in XML. The server
+    never sees the request.
     """
 
     status: int = 503
@@ -166,7 +175,14 @@ class ReplaceObject:
 
 
 ProxyFault = (
-    Truncate | ResetConnection | ServerError | DelayFirstByte | Stall | CorruptBytes | ReplaceObject
+    Truncate
+    | ResetConnection
+    | ServerError
+    | Throttle
+    | DelayFirstByte
+    | Stall
+    | CorruptBytes
+    | ReplaceObject
 )
 """Any one fault a :class:`ProxyRule` can apply."""
 
@@ -191,9 +207,10 @@ class ProxyRule:
             get the same faults.
         seed: the seed for ``probability``.
 
-    Without ``times``, ``nth`` or ``probability``, every matching request gets the fault.
-    Rules are tried in the order they were added; the first that fires wins, and at most
-    one rule applies to a request.
+    Without ``times``, ``nth`` or ``probability``, every matching request gets the fault; a
+    rule with a :class:`Throttle` fires only on requests above its budget. Rules are tried
+    in the order they were added; the first that fires wins, and at most one rule applies
+    to a request.
     """
 
     fault: ProxyFault | tuple[ProxyFault, ...]
@@ -218,6 +235,8 @@ class ProxyRule:
             raise ValueError("times must not be negative")
         if not self.faults:
             raise ValueError("a rule needs at least one fault")
+        if sum(isinstance(fault, Throttle) for fault in self.faults) > 1:
+            raise ValueError("a rule takes at most one Throttle (add a rule per budget)")
 
     @property
     def faults(self) -> tuple[ProxyFault, ...]:
@@ -237,82 +256,6 @@ class ProxyRule:
         return self.ranged is None or self.ranged == (request.range is not None)
 
 
-@dataclass
-class RuleState:
-    """What the proxy remembers about one rule (touched under the proxy's lock)."""
-
-    rule: ProxyRule
-    matched: int = 0
-    fired: int = 0
-    rng: random.Random = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.rule.seed)
-
-    def fires(self) -> bool:
-        """Count one match and decide whether the rule fires on it."""
-        rule = self.rule
-        self.matched += 1
-        fire = True
-        if rule.nth is not None:
-            wanted = {rule.nth} if isinstance(rule.nth, int) else set(rule.nth)
-            fire = self.matched in wanted
-        if rule.probability is not None:
-            # Always draw, so that the sequence does not depend on the other conditions.
-            fire = self.rng.random() < rule.probability and fire
-        if rule.times is not None and self.fired >= rule.times:
-            fire = False
-        if fire:
-            self.fired += 1
-        return fire
-
-
-@dataclass
-class FaultPlan:
-    """The faults of one request, flattened into what the proxy's relay loop needs."""
-
-    delay: float = 0.0
-    status: int | None = None
-    cut_after: int | None = None
-    reset: bool = False
-    stall: Stall | None = None
-    corruptions: tuple[CorruptBytes, ...] = ()
-    replace: ReplaceObject | None = None
-
-    @classmethod
-    def of(cls, faults: tuple[ProxyFault, ...]) -> FaultPlan:
-        plan = cls()
-        for fault in faults:
-            match fault:
-                case DelayFirstByte(seconds=seconds):
-                    plan.delay += seconds
-                case ServerError(status=status):
-                    plan.status = status
-                case Truncate(after=after):
-                    plan.cut_after, plan.reset = after, False
-                case ResetConnection(after=after):
-                    plan.cut_after, plan.reset = after, True
-                case Stall():
-                    plan.stall = fault
-                case CorruptBytes():
-                    plan.corruptions += (fault,)
-                case ReplaceObject():
-                    plan.replace = fault
-        return plan
-
-    def corrupt(self, sent: int, chunk: bytes) -> bytes:
-        """``chunk`` (at body offset ``sent``) with the corrupted bytes flipped."""
-        if not self.corruptions:
-            return chunk
-        data = bytearray(chunk)
-        for corruption in self.corruptions:
-            start = max(corruption.at, sent)
-            end = min(corruption.at + corruption.count, sent + len(chunk))
-            for position in range(start, end):
-                data[position - sent] ^= 0xFF
-        return bytes(data)
-
-
 # -- reading requests -----------------------------------------------------------------------
 
 _GCS_PATH = re.compile(
@@ -327,8 +270,10 @@ def describe_request(
     """Parse a request line into a :class:`ProxyRequest` (``api=None`` guesses from the path)."""
     path, _, query = raw_path.partition("?")
     params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-    ranged = headers.get("Range")
+    ranged = headers.get("Range") or headers.get("x-ms-range")
     method = http_method.upper()
+    if api == "azure":
+        return _describe_azure(method, raw_path, path, params, ranged)
     gcs = _GCS_PATH.fullmatch(path)
     if api == "gcs" or (api is None and gcs is not None):
         if gcs is None:
@@ -358,6 +303,21 @@ def describe_request(
     return ProxyRequest(normal, method, "s3", bucket, key, ranged, raw_path)
 
 
+def _describe_azure(
+    method: str, raw_path: str, path: str, params: Mapping[str, str], ranged: str | None
+) -> ProxyRequest:
+    # Path-style, as Azurite serves it: /account/container/blob (the blob may hold "/").
+    segments = path.lstrip("/").split("/", 2)
+    container = unquote(segments[1]) if len(segments) > 1 and segments[1] else None
+    blob = unquote(segments[2]) if len(segments) > 2 and segments[2] else None
+    normal = method
+    if blob is None and container is not None and method == "GET" and params.get("comp") == "list":
+        normal, blob = "LIST", params.get("prefix", "")
+    elif blob is None:
+        normal = "OTHER"
+    return ProxyRequest(normal, method, "azure", container, blob, ranged, raw_path)
+
+
 def _bucket_config(params: Mapping[str, str]) -> bool:
     # GET /bucket?location, ?versioning, ?acl... are bucket settings, not listings.
     listing = {"list-type", "prefix", "delimiter", "marker", "max-keys", "continuation-token"}
@@ -365,8 +325,8 @@ def _bucket_config(params: Mapping[str, str]) -> bool:
     return any(name not in listing for name in params)
 
 
-def error_body(request: ProxyRequest, status: int) -> tuple[bytes, str]:
-    """The body and content type the API sends with ``status``."""
+def error_body(request: ProxyRequest, status: int) -> tuple[bytes, dict[str, str]]:
+    """The body and headers the API sends with ``status`` ("slow down" is 429 on GCS, else 503)."""
     if request.api == "gcs":
         reason = {429: "rateLimitExceeded", 503: "backendError"}.get(status, "internalError")
         message = {
@@ -380,7 +340,17 @@ def error_body(request: ProxyRequest, status: int) -> tuple[bytes, str]:
                 "errors": [{"message": message, "domain": "global", "reason": reason}],
             }
         }
-        return json.dumps(document).encode(), "application/json; charset=UTF-8"
+        return json.dumps(document).encode(), {"Content-Type": "application/json; charset=UTF-8"}
+    if request.api == "azure":
+        code, message = "InternalError", "The server encountered an internal error."
+        if status == 503:
+            code, message = "ServerBusy", "Operations per second is over the account limit."
+        xml = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f"<Error><Code>{code}</Code><Message>{message}\nRequestId:faultproxy</Message></Error>"
+        )
+        # The SDK reads the code from this header first.
+        return xml.encode(), {"Content-Type": "application/xml", "x-ms-error-code": code}
     code, message = "InternalError", "We encountered an internal error. Please try again."
     if status == 503:
         code, message = "SlowDown", "Please reduce your request rate."
@@ -390,4 +360,4 @@ def error_body(request: ProxyRequest, status: int) -> tuple[bytes, str]:
         f"<Error><Code>{code}</Code><Message>{message}</Message>"
         f"<Resource>{escape(resource)}</Resource><RequestId>faultproxy</RequestId></Error>"
     )
-    return xml.encode(), "application/xml"
+    return xml.encode(), {"Content-Type": "application/xml"}

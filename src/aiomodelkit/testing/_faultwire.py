@@ -1,5 +1,5 @@
 """:class:`~aiomodelkit.testing.FaultProxy` on the wire: the upstream client, relaying a body
-under a :class:`~._faults.FaultPlan`, ending a connection early, overwriting an object upstream.
+under a :class:`~._faultplan.FaultPlan`, ending a connection early, overwriting an object upstream.
 
 The proxy decides *which* fault a request gets; this module applies it to bytes and sockets.
 """
@@ -22,7 +22,8 @@ from yarl import URL
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._faults import FaultPlan, ProxyRequest, ReplaceObject
+    from ._faultplan import FaultPlan
+    from ._faults import ProxyRequest, ReplaceObject
 
 __all__ = ["forwarded_headers", "open_upstream_session", "overwrite_upstream", "relay"]
 
@@ -97,13 +98,15 @@ async def overwrite_upstream(
     """Overwrite the object through the upstream's own API (see :class:`ReplaceObject`).
 
     Raises:
-        ValueError: the request named no object.
+        ValueError: the request named no object, or an Azure blob (give a callback).
         RuntimeError: the upstream refused the write.
     """
     assert fault.data is not None
     data = fault.data
     if info.bucket is None or info.key is None:
         raise ValueError(f"ReplaceObject fired on a request without an object: {info}")
+    if info.api == "azure":
+        raise ValueError("ReplaceObject(data=) overwrites S3 and GCS objects; use callback=")
     bucket = quote(info.bucket, safe="")
     if info.api == "s3":
         method = "PUT"
