@@ -1,5 +1,5 @@
 """Developer and CI entry points: ``nox -s tests``, ``nox -s compat``, ``nox -s lint``,
-``nox -s typecheck``."""
+``nox -s typecheck``, ``nox -s ray``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,18 @@ def compat(session: nox.Session) -> None:
     """
     install(session, "test")
     session.run("pytest", "tests/compat", "--durations=10", *session.posargs)
+
+
+@nox.session(python="3.11")
+def ray(session: nox.Session) -> None:
+    """Run tests/integrations on a real local Ray instance (the tests marked ``ray``).
+
+    Not a default session: Ray is a large install (the ray extra is not in ``all``) and the
+    tests start a Ray instance with two Serve replicas (about half a minute). .ci/run runs it
+    after the default sessions. tests/conftest.py imports every store: all extras too.
+    """
+    install(session, "test", extras="all,ray")
+    session.run("pytest", "-m", "ray", "tests/integrations", "--durations=5", *session.posargs)
 
 
 @nox.session(python="3.11")
