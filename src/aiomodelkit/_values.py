@@ -76,8 +76,10 @@ class StoreOptions:
     Attributes:
         max_connections: connection pool size; aiobotocore's default of 10 silently queues
             parallel downloads, so we default to 64.
-        chunk_size: bytes asked for per read of a response body (aiobotocore iterates 1 KiB
-            chunks by default, ~100k awaits per 100 MiB).
+        chunk_size: the most bytes one read of a response body returns (aiobotocore
+            iterates 1 KiB chunks by default, ~100k awaits per 100 MiB), and aiohttp's read
+            buffer for GCS and Azure. Reads over aiohttp return each piece as the socket
+            delivered it, up to this.
         connect_timeout: seconds to open a connection.
         read_timeout: seconds a body may stay silent before the read fails as transient
             (an idle timeout, not a whole-transfer deadline).

@@ -8,7 +8,7 @@ siblings hold the rest:
 * ``_azure_client``: the aiohttp session, which the SDK's client and our GETs share.
 * ``_azure_auth``: the credential forms (connection string, account URL with a key, a SAS
   token or Entra ID) and where they come from.
-* ``_azure_reads``: GETs sent by aiohttp and streamed in ``chunk_size`` pieces, since the
+* ``_azure_reads``: GETs sent by aiohttp and streamed piece by piece, since the
   SDK's downloader buffers up to 32 MiB before returning anything.
 * ``_azure_uploads``: one Put Blob, or staged blocks above the threshold, bounded memory.
 * ``_azure_errors``: the SDK's and aiohttp's errors, translated into ours.
@@ -241,7 +241,7 @@ class AzureStore(AsyncResource):
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
-        """Stream a blob, or ``length`` bytes from ``offset``, in ``chunk_size`` pieces.
+        """Stream a blob, or ``length`` bytes from ``offset``, as the socket delivers it.
 
         ``if_match`` (an ETag) goes out as ``If-Match``: a blob replaced since answers 412.
         ``if_none_match`` goes out as ``If-None-Match``: an unchanged blob answers 304

@@ -192,7 +192,7 @@ class GCSStore(AsyncResource):
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> AsyncIterator[ObjectStream]:
-        """Stream an object, or ``length`` bytes from ``offset``, in ``chunk_size`` chunks.
+        """Stream an object, or ``length`` bytes from ``offset``, as the socket delivers it.
 
         ``if_match`` is a generation. It is checked against the ``x-goog-generation`` of the
         response itself, which names the generation whose bytes that response carries, so

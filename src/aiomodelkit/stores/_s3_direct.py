@@ -40,6 +40,7 @@ import yarl
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER  # type: ignore[import-untyped]
 from botocore.utils import percent_encode  # type: ignore[import-untyped]
 
+from ._http_body import next_piece
 from ._s3_errors import error_code
 from ._sigv4 import sign_get
 
@@ -96,10 +97,8 @@ class DirectBody:
     async def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; ``b""`` at the end of the body."""
         piece, self._rest = self._rest, b""
-        while not piece:
-            piece, end_of_http_chunk = await self._response.content.readchunk()
-            if not piece and not end_of_http_chunk:
-                return b""  # the end of the body
+        if not piece:
+            piece = await next_piece(self._response.content)
         if len(piece) > size:
             piece, self._rest = piece[:size], piece[size:]
         return piece
