@@ -49,6 +49,8 @@ class _Fetched(Protocol):
     def source(self) -> str: ...
     @property
     def verified_with(self) -> str | None: ...
+    @property
+    def requests(self) -> int: ...
 
 
 def count_objects(path: Path, *, version_root: bool) -> int:
@@ -79,6 +81,7 @@ async def audit(fetched: _Fetched, checksum: str | None, duration: float, emitte
         "objects": fetched.objects,
         "checksum": checksum,
         "verified_with": fetched.verified_with,
+        "requests": fetched.requests,
         "duration_s": round(duration, 6),
         "path": str(fetched.path),
     }
@@ -110,5 +113,6 @@ async def audit(fetched: _Fetched, checksum: str | None, duration: float, emitte
             seconds=duration,
             path=fetched.path,
             verified_with=fetched.verified_with,
+            requests=fetched.requests,
         )
     )

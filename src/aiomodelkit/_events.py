@@ -148,6 +148,8 @@ class FetchFinished(Event):
         verified_with: the checksum the downloaded objects were verified with
             (``xxh3_128``, ``sha256``, ``md5``, ``size``, several joined by ``+``); None
             when nothing was downloaded.
+        requests: the store requests sent for the asset during the fetch (retries
+            included).
     """
 
     spec: str
@@ -158,6 +160,7 @@ class FetchFinished(Event):
     seconds: float
     path: Path
     verified_with: str | None = None
+    requests: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -68,6 +68,8 @@ class FetchedAsset:
             ``"xxh3_128"`` or ``"sha256"`` (the meta's), ``"md5"`` (the store's), ``"size"``
             (nothing else to check), several joined by ``+`` when objects differed (as
             ``"md5+size"``); None when nothing was downloaded.
+        requests: the store requests sent for the asset while this fetch ran (index, meta,
+            HEAD and every GET, retries included): what a cold start costs the store.
     """
 
     spec: AssetSpec
@@ -78,6 +80,7 @@ class FetchedAsset:
     objects: int = 0
     source: str = "store"
     verified_with: str | None = None
+    requests: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,7 @@ class Fetcher:
                 await audit(fetched, checksum, time.perf_counter() - started, self._emitter)
                 return fetched
         batch = batch if batch is not None else FetchBatch()
+        sent = self._requests(spec.name)
         with span("aiomodelkit.fetch.resolve", spec=spec):
             version, source = await self.resolver.resolve(spec, batch.index, fallback=not force)
             self._emit(AssetResolved(asset=spec.name, spec=str(spec), version=version))
@@ -185,9 +189,13 @@ class Fetcher:
             outcome.objects,
             source,
             outcome.verified_with,
+            self._requests(spec.name) - sent,
         )
         await audit(fetched, outcome.checksum, time.perf_counter() - started, self._emitter)
         return fetched
+
+    def _requests(self, name: str) -> int:
+        return self._transfer.requests[name] if self._transfer is not None else 0
 
     def _online(self) -> bool:
         return not self.resolver.offline and self._transfer is not None

@@ -111,6 +111,26 @@ class Settings(BaseSettings):
         ge=1,
         description="Ranges of one object downloaded at once (each takes a connection).",
     )
+    adaptive_concurrency: bool = Field(
+        default=True,
+        description="Adapt the data requests in flight to what the store serves (slow "
+        "start, halved on 503 SlowDown / 429 / timeouts, collapse detection), between 2 "
+        "and max_connections; off keeps a fixed max_connections.",
+    )
+    metadata_connections: int = Field(
+        default=8,
+        ge=0,
+        le=64,
+        description="With adaptive_concurrency, index/meta/HEAD reads' own budget, taken "
+        "from max_connections, so they never queue behind big transfers (0: shared).",
+    )
+    start_jitter: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description="The first store request waits a random 0 to this many seconds: a "
+        "fleet that starts at once spreads its first requests.",
+    )
     max_attempts: int = Field(default=5, ge=1, le=100, description="Tries per object or part.")
     retry_backoff: float = Field(default=0.25, ge=0, description="First retry delay (s).")
     retry_backoff_max: float = Field(default=10.0, ge=0)
@@ -238,6 +258,9 @@ class Settings(BaseSettings):
             range_threshold=self.range_threshold,
             part_size=self.range_part_size,
             ranges_per_object=self.range_concurrency,
+            adaptive=self.adaptive_concurrency,
+            metadata_connections=min(self.metadata_connections, self.max_connections - 1),
+            start_jitter=self.start_jitter,
         )
 
     def fetch_options(self) -> FetchOptions:

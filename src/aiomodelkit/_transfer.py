@@ -6,10 +6,13 @@
 * Larger objects are split into ``part_size`` ranges fetched concurrently, all pinned to
   the version token from one HEAD, each written at its offset and retried on its own.
   An object replaced mid-download fails with :class:`IntegrityError` instead of mixing.
-* Both paths read bodies through one loop (:meth:`Transfer._receive`): every GET holds one
-  token of the shared connection limiter for its whole life, so requests in flight are
-  bounded across all objects and assets; memory is bounded by requests in flight times
-  the write buffer.
+* Both paths read bodies through one loop (:meth:`Transfer.receive`): every GET holds one
+  token of the shared connection budget (:mod:`._adaptive`: fixed, or adapting to the
+  store's throttling) for its whole life, so requests in flight are bounded across all
+  objects and assets; memory is bounded by requests in flight times the write buffer.
+  Metadata reads (index, meta, HEAD) have their own small budget when it adapts.
+* Each request counts toward its asset's :attr:`Transfer.requests` (retries included): what
+  a cold start cost the store, in the fetch result and the audit record.
 * Sizes are always checked; so is one checksum, chosen by :mod:`._checksums`: the meta's
   XXH3-128 (SHA-256 under a lock file, or for older metas), else the store's MD5 when it is
   a content hash. :meth:`Transfer.download` says which one it verified.
@@ -17,27 +20,34 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import random
+import time
+from collections import Counter
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
 
+from ._adaptive import ConnectionBudget
 from ._checksums import SIZE, from_meta, from_store
-from ._errors import IntegrityError, ModelkitError, PreconditionFailedError
+from ._download_paths import Ranged, Streamed, check_size
+from ._errors import (
+    IntegrityError,
+    ModelkitError,
+    StoreUnavailableError,
+)
 from ._events import BytesReceived, ObjectDownloaded
-from ._groups import first_error
+from ._outcomes import retry_reason
 from ._pacing import RequestPacer
-from ._retry import TruncatedBodyError, retrying
+from ._retry import retrying
 from ._sink import FileSink, WriteBatcher
-from ._values import RANGE_WRITE_BUFFER, WRITE_BUFFER
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
-    from ._checksums import Expected
     from ._events import Emitter
     from ._layout import FileEntry
     from ._values import RetryPolicy, TransferLimits
@@ -46,6 +56,9 @@ if TYPE_CHECKING:
 __all__ = ["Transfer"]
 
 T = TypeVar("T")
+
+#: Why a retry is a sign of congestion (the budget shrinks): not a truncated body or a 500.
+_CONGESTION = frozenset({"throttled", "timeout", "connection"})
 
 
 class Transfer:
@@ -62,20 +75,60 @@ class Transfer:
         self.limits = limits
         self.retry = retry
         self.emitter = emitter
-        self.connections = anyio.CapacityLimiter(limits.connections)
+        data = limits.connections
+        if limits.adaptive and limits.metadata_connections:
+            # The pool holds both: metadata never waits for a connection behind big GETs.
+            data = max(1, data - limits.metadata_connections)
+        self.budget = ConnectionBudget(data, adaptive=limits.adaptive)
+        self.connections = self.budget.limiter
+        self.metadata = (
+            anyio.CapacityLimiter(limits.metadata_connections)
+            if limits.adaptive and limits.metadata_connections
+            else self.connections
+        )
         self.disk = anyio.CapacityLimiter(limits.disk_threads)
         self.pacer = RequestPacer()
         self.batcher = WriteBatcher()
+        #: Store requests sent for each asset name, retries included.
+        self.requests: Counter[str] = Counter()
+        self._jitter: anyio.Event | None = None
 
     async def request(self, call: Callable[[], Awaitable[T]], *, asset: str, key: str) -> T:
         """Run one small store request (HEAD, index, meta) under the budget and retries."""
 
         async def attempt() -> T:
-            async with self.connections:
-                await self.pacer.admit()
+            async with self._sending(self.metadata, asset):
                 return await call()
 
         return await retrying(self.retry, attempt, emitter=self.emitter, asset=asset, key=key)
+
+    @asynccontextmanager
+    async def _sending(self, limiter: anyio.CapacityLimiter, asset: str) -> AsyncIterator[None]:
+        """One request: the start jitter, a token of ``limiter``, pacing, counting; a
+        congestion error shrinks the budget."""
+        if self.limits.start_jitter and (self._jitter is None or not self._jitter.is_set()):
+            await self._jittered_start()
+        async with limiter:
+            await self.pacer.admit()
+            self.requests[asset] += 1
+            try:
+                yield
+            except StoreUnavailableError as exc:
+                if retry_reason(exc) in _CONGESTION:
+                    self.budget.congested()
+                raise
+
+    async def _jittered_start(self) -> None:
+        """The first request waits a random part of ``start_jitter``; the rest wait for it
+        (a fleet that starts at once spreads its first requests)."""
+        if self._jitter is not None:
+            await self._jitter.wait()
+            return
+        self._jitter = anyio.Event()
+        try:
+            await anyio.sleep(random.uniform(0, self.limits.start_jitter))
+        finally:
+            self._jitter.set()
 
     async def download(
         self, key: str, target: Path, entry: FileEntry, *, asset: str, pinned: bool = False
@@ -107,7 +160,7 @@ class Transfer:
         info: ObjectInfo | None = None
         if entry.size is None or entry.size >= self.limits.range_threshold:
             info = await self.request(partial(self.store.stat, key), asset=asset, key=key)
-            _check_size(info.size, entry, asset, key)
+            check_size(info.size, entry, asset, key)
         expected = from_meta(entry, pinned=pinned)
         sink = FileSink(target)
         if expected is not None:
@@ -116,10 +169,10 @@ class Transfer:
             if info is not None and info.size >= self.limits.range_threshold:
                 if expected is None and (expected := from_store(info)) is not None:
                     sink.hash_with(expected.algorithm)
-                await _Ranged(self, key, sink, info, asset).run()
+                await Ranged(self, key, sink, info, asset).run()
                 size = info.size
             else:
-                streamed = _Streamed(self, key, sink, entry, info, asset, expected)
+                streamed = Streamed(self, key, sink, entry, info, asset, expected)
                 size = await streamed.run()
                 expected = streamed.expected
             digest = sink.hexdigest(expected.algorithm) if expected is not None else None
@@ -132,7 +185,7 @@ class Transfer:
         self.emitter.emit(ObjectDownloaded(asset=asset, key=key, size=size))
         return size, expected.algorithm if expected is not None else SIZE
 
-    async def _receive(
+    async def receive(
         self,
         key: str,
         *,
@@ -157,8 +210,8 @@ class Transfer:
                 returns ``expected``.
         """
         emit = self.emitter.emit if self.emitter.active else None
-        async with self.connections:
-            await self.pacer.admit()
+        async with self._sending(self.connections, asset):
+            started = time.monotonic()
             read = self.store.read(key, offset=offset, length=length, if_match=token)
             async with read as stream:
                 if on_open is not None:
@@ -181,212 +234,5 @@ class Transfer:
                     if buffered >= flush_at:
                         await flush(buffer)
                         buffer, buffered = [], 0
-                return buffer
-
-
-class _Download:
-    """One object on its way into ``sink``."""
-
-    def __init__(self, transfer: Transfer, key: str, sink: FileSink, asset: str) -> None:
-        self.transfer = transfer
-        self.key = key
-        self.sink = sink
-        self.asset = asset
-
-    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        retry, emitter = self.transfer.retry, self.transfer.emitter
-        await retrying(retry, attempt, emitter=emitter, asset=self.asset, key=self.key)
-
-
-class _Streamed(_Download):
-    """One GET, resumed from the last byte written on transient errors."""
-
-    def __init__(
-        self,
-        transfer: Transfer,
-        key: str,
-        sink: FileSink,
-        entry: FileEntry,
-        info: ObjectInfo | None,
-        asset: str,
-        expected: Expected | None,
-    ) -> None:
-        super().__init__(transfer, key, sink, asset)
-        self.entry = entry
-        self.written = 0  # bytes on disk: a retry resumes here (buffered bytes are lost)
-        self.token = info.version_token if info is not None else None
-        self.total = info.size if info is not None else entry.size
-        self.expected = expected  # the meta's checksum, else the store's (from the response)
-        self.first = True
-
-    async def run(self) -> int:
-        await self._retrying(self._attempt)
-        assert self.total is not None
-        return self.total
-
-    def _opened(self, info: ObjectInfo) -> int:
-        """The first response: it names the size, version token and MD5 of the object."""
-        self.first = False
-        _check_size(info.size, self.entry, self.asset, self.key)
-        self.total, self.token = info.size, info.version_token
-        if self.expected is None and (store := from_store(info)) is not None:
-            self.expected = store  # before the first byte: the digest covers them all
-            self.sink.hash_with(store.algorithm)
-        return info.size
-
-    async def _append(self, buffer: list[bytes]) -> None:
-        await anyio.to_thread.run_sync(self.sink.append, buffer, False, limiter=self.transfer.disk)
-        self.written += sum(map(len, buffer))
-
-    async def _attempt(self) -> None:
-        t = self.transfer
-        with _replaced_is_integrity(self.asset, self.key):
-            tail = await t._receive(
-                self.key,
-                asset=self.asset,
-                offset=self.written,
-                length=None,
-                token=self.token,
-                expected=None if self.first else (self.total or 0) - self.written,
-                flush_at=WRITE_BUFFER,
-                flush=self._append,
-                on_open=self._opened if self.first else None,
-            )
-        assert self.total is not None
-        size = sum(map(len, tail))
-        last = self.written + size >= self.total
-        # The body is read and the connection back in the pool: the last write must not hold
-        # a connection (under GIL contention a worker-thread write can take milliseconds).
-        if last and self.sink.fd is None:
-            # The whole object is in memory: write it with others in one hop.
-            await t.batcher.run(partial(self.sink.append, tail, True), t.disk)
-        else:
-            await anyio.to_thread.run_sync(self.sink.append, tail, last, limiter=t.disk)
-        self.written += size
-        if not last:
-            raise TruncatedBodyError(
-                f"body ended after {self.written} of {self.total} bytes",
-                key=self.key,
-                asset=self.asset,
-            )
-
-
-class _Ranged(_Download):
-    """Concurrent ranged GETs pinned to one version of the object, written at offsets.
-
-    At most ``ranges_per_object`` ranges of one object are in flight, started in order, so
-    the contiguous prefix of the file grows steadily and is hashed (in a worker thread)
-    while the rest still downloads: verification costs a short tail, not a second pass.
-    """
-
-    def __init__(
-        self, transfer: Transfer, key: str, sink: FileSink, info: ObjectInfo, asset: str
-    ) -> None:
-        super().__init__(transfer, key, sink, asset)
-        self.info = info
-        part = transfer.limits.part_size
-        self.starts = list(range(0, info.size, part))
-        self.lengths = [min(part, info.size - start) for start in self.starts]
-        self.progress = [0] * len(self.starts)  # bytes of each range on disk: retries resume
-        self.landed = anyio.Event()  # set (and replaced) whenever a write lands
-        # One writer per file: concurrent pwritev calls on one file spin on its inode lock
-        # (ext4's i_rwsem: ~0.2 s of CPU per GiB at 4 threads), so the ranges' buffers are
-        # group-committed, every buffer waiting meanwhile written in the next single hop.
-        self.writes = WriteBatcher()
-
-    async def run(self) -> None:
-        t = self.transfer
-        await anyio.to_thread.run_sync(self.sink.open, self.info.size, limiter=t.disk)
-        # A pool of ``ranges_per_object`` workers taking the ranges in order, not a task per
-        # range: a 1 GiB object has 128 ranges, and spawning 128 tasks at once held the
-        # event loop for ~35 ms.
-        indices = iter(range(len(self.starts)))
-
-        async def worker() -> None:
-            for index in indices:  # shared: each range is taken by one worker
-                await self._retrying(partial(self._attempt, index))
-
-        try:
-            async with anyio.create_task_group() as tg:
-                if self.sink.hashing:
-                    tg.start_soon(self._hash)
-                for _ in range(min(len(self.starts), t.limits.ranges_per_object)):
-                    tg.start_soon(worker)
-        except* ModelkitError as group:
-            first = first_error(group)  # one object, one error: the first failed part
-            raise first from first.__cause__
-        except* OSError as group:
-            # A local disk error (the caller maps it to CacheError): the first one, unwrapped.
-            leaf: BaseException = group
-            while isinstance(leaf, BaseExceptionGroup):
-                leaf = leaf.exceptions[0]
-            raise leaf from None
-
-    def _frontier(self) -> int:
-        """The end of the contiguous prefix on disk."""
-        for index, done in enumerate(self.progress):
-            if done < self.lengths[index]:
-                return self.starts[index] + done
-        return self.info.size
-
-    async def _hash(self) -> None:
-        hashed = 0
-        while hashed < self.info.size:
-            end = self._frontier()
-            if end > hashed:
-                await anyio.to_thread.run_sync(
-                    self.sink.hash_range, hashed, end, limiter=self.transfer.disk
-                )
-                hashed = end
-            else:
-                await self.landed.wait()
-
-    async def _write(self, index: int, buffer: list[bytes]) -> None:
-        at = self.starts[index] + self.progress[index]
-        await self.writes.run(partial(self.sink.write_at, buffer, at), self.transfer.disk)
-        self.progress[index] += sum(map(len, buffer))
-        self.landed.set()
-        self.landed = anyio.Event()
-
-    async def _attempt(self, index: int) -> None:
-        done, length = self.progress[index], self.lengths[index]
-        with _replaced_is_integrity(self.asset, self.key):
-            tail = await self.transfer._receive(
-                self.key,
-                asset=self.asset,
-                offset=self.starts[index] + done,
-                length=length - done,
-                token=self.info.version_token,
-                expected=length - done,
-                flush_at=RANGE_WRITE_BUFFER,
-                flush=partial(self._write, index),
-            )
-        if tail:
-            await self._write(index, tail)
-        if self.progress[index] < length:
-            raise TruncatedBodyError(
-                f"range ended after {self.progress[index]} of {length} bytes",
-                key=self.key,
-                asset=self.asset,
-            )
-
-
-@contextmanager
-def _replaced_is_integrity(asset: str, key: str) -> Iterator[None]:
-    """A pinned read that finds another version of the object: refuse, never mix."""
-    try:
-        yield
-    except PreconditionFailedError as exc:
-        raise IntegrityError(
-            "object was replaced during the download (its ETag/generation changed); "
-            "nothing was mixed",
-            asset=asset,
-            key=key,
-        ) from exc
-
-
-def _check_size(actual: int, entry: FileEntry, asset: str, key: str) -> None:
-    if entry.size is not None and actual != entry.size:
-        raise IntegrityError(
-            f"object has {actual} bytes, its meta records {entry.size}", asset=asset, key=key
-        )
+            self.budget.succeeded(received, time.monotonic() - started)
+            return buffer

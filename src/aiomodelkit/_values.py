@@ -13,6 +13,8 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_PREFIX",
     "DISK_THREADS",
+    "MAX_PARTS",
+    "MAX_PART_SIZE",
     "RANGES_PER_OBJECT",
     "RANGE_WRITE_BUFFER",
     "WRITE_BUFFER",
@@ -60,6 +62,10 @@ WRITE_BUFFER = 1 * MiB
 #: cache. Client CPU per GiB on loopback, alternating runs (``benchmarks/cpu_per_byte.py``):
 #: 1.20 s at 512 KiB, 1.73 s at 1 MiB; 256 and 128 KiB measured level with 512 KiB or below.
 RANGE_WRITE_BUFFER = 256 * 1024
+#: Ranges of one object beyond which the ranges grow (``TransferLimits.part_for``).
+MAX_PARTS = 128
+#: The largest range ``TransferLimits.part_for`` grows to.
+MAX_PART_SIZE = 64 * MiB
 #: Ranges of one object in flight at once (each also takes a connection of the budget).
 #: A cloud object store serves one connection at a fraction of a VM's link (S3: ~90 MB/s
 #: per connection against 10-25 Gbit/s), so one big object needs many connections; 16
@@ -135,8 +141,14 @@ class TransferLimits:
         connections: GETs and HEADs in flight at once, across every asset and object.
         disk_threads: worker threads writing and hashing at once.
         range_threshold: objects at least this big are fetched as concurrent ranges.
-        part_size: the size of each range.
+        part_size: the size of each range (larger for objects of over
+            :data:`MAX_PARTS` parts: see :meth:`part_for`).
         ranges_per_object: ranges of one object in flight at once.
+        adaptive: adapt the budget of data requests in flight to the store's throttling
+            (see :mod:`aiomodelkit._adaptive`), ``connections`` being its ceiling.
+        metadata_connections: with ``adaptive``, metadata reads (index, meta, HEAD) have
+            their own budget of this many, taken from ``connections``.
+        start_jitter: the first request waits a random 0 to this many seconds.
     """
 
     connections: int = 64
@@ -144,6 +156,9 @@ class TransferLimits:
     range_threshold: int = 64 * MiB
     part_size: int = 8 * MiB
     ranges_per_object: int = RANGES_PER_OBJECT
+    adaptive: bool = False
+    metadata_connections: int = 8
+    start_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("connections", "disk_threads", "range_threshold", "part_size"):
@@ -151,6 +166,26 @@ class TransferLimits:
                 raise ValueError(f"{name} must be at least 1")
         if self.ranges_per_object < 1:
             raise ValueError("ranges_per_object must be at least 1")
+        if self.metadata_connections < 0 or self.start_jitter < 0:
+            raise ValueError("metadata_connections and start_jitter cannot be negative")
+
+    def part_for(self, size: int) -> int:
+        """The range size for an object of ``size`` bytes.
+
+        ``part_size``, unless that makes more than :data:`MAX_PARTS` ranges: then the size
+        that makes ``MAX_PARTS`` (whole MiB, at most :data:`MAX_PART_SIZE`). An 8 GiB object
+        is 128 GETs of 64 MiB instead of 1,024 of 8 MiB: a fleet's request count falls 8
+        times, and a range still resumes from its last byte written after an error.
+
+        Example:
+            >>> limits = TransferLimits()
+            >>> limits.part_for(1024 * MiB) // MiB, limits.part_for(8192 * MiB) // MiB
+            (8, 64)
+        """
+        if size <= self.part_size * MAX_PARTS:
+            return self.part_size
+        grown = -(-size // MAX_PARTS)  # ceil
+        return max(self.part_size, min(MAX_PART_SIZE, -(-grown // MiB) * MiB))
 
 
 @dataclass(frozen=True, slots=True)

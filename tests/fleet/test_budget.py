@@ -1,0 +1,104 @@
+"""ConnectionBudget's control law, on a clock the test moves (pure logic, no network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiomodelkit._adaptive import COLLAPSE, FLOOR, START, ConnectionBudget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _round(budget: ConnectionBudget, clock: Clock, *, seconds: float, size: int = 1000) -> None:
+    """One round: as many completions as the budget, ``size`` bytes each, in ``seconds``."""
+    clock.now += seconds
+    for _ in range(budget.limit):
+        budget.succeeded(size, seconds)
+
+
+def test_a_fixed_budget_never_moves() -> None:
+    budget = ConnectionBudget(64, adaptive=False)
+    budget.congested()
+    for _ in range(100):
+        budget.succeeded(1000, 0.01)
+    assert budget.limit == 64
+
+
+def test_slow_start_doubles_each_round_up_to_the_ceiling() -> None:
+    clock = Clock()
+    budget = ConnectionBudget(56, adaptive=True, clock=clock)
+    seen = [budget.limit]
+    for _ in range(4):
+        _round(budget, clock, seconds=0.02)
+        seen.append(budget.limit)
+    assert seen == [START, 2 * START, 56, 56, 56]
+
+
+def test_congestion_halves_once_per_round_never_below_the_floor() -> None:
+    clock = Clock()
+    budget = ConnectionBudget(64, adaptive=True, clock=clock)
+    _round(budget, clock, seconds=0.02)  # 32
+    for _ in range(20):  # one burst of refusals is one signal
+        budget.congested()
+    assert budget.limit == 16
+    for _ in range(10):
+        _round(budget, clock, seconds=0.02)  # a round ends (+1), so the next signal counts
+        budget.congested()
+    assert budget.limit == FLOOR
+
+
+def test_after_congestion_the_budget_grows_by_one_while_throughput_grows() -> None:
+    clock = Clock()
+    budget = ConnectionBudget(64, adaptive=True, clock=clock)
+    budget.congested()  # 8, slow start over
+    limits = []
+    for step in range(5):
+        # Each round moves more bytes in the same time: growing throughput.
+        _round(budget, clock, seconds=0.1, size=1000 * (step + 1))
+        limits.append(budget.limit)
+    assert limits == [9, 10, 11, 12, 13]
+
+
+def test_the_budget_holds_when_throughput_is_flat_and_latency_grows() -> None:
+    clock = Clock()
+    budget = ConnectionBudget(64, adaptive=True, clock=clock)
+    budget.congested()  # 8
+    _round(budget, clock, seconds=0.1)  # the best round: 8 x 1000 B in 0.1 s -> 9
+    assert budget.limit == 9
+    # The link is full: 9 requests move 8 requests' bytes, each taking twice as long.
+    clock.now += 0.1
+    for _ in range(9):
+        budget.succeeded(8000 // 9, 0.2)
+    assert budget.limit == 9
+
+
+def test_a_collapse_drops_back_to_the_last_good_level() -> None:
+    clock = Clock()
+    budget = ConnectionBudget(64, adaptive=True, clock=clock)
+    budget.congested()  # 8
+    for _ in range(4):  # growing: 9, 10, 11, 12 ...
+        _round(budget, clock, seconds=0.1, size=10_000)
+    best_level = budget.limit - 1  # the round that ended at 11 was the best (most bytes/s)
+    # Throughput falls far below the best with more in flight: back to the best's level.
+    _round(budget, clock, seconds=1.0, size=int(10_000 * COLLAPSE / 10))
+    assert budget.limit == best_level
+
+
+@pytest.mark.parametrize("ceiling", [1, 3])
+def test_small_ceilings_are_respected(ceiling: int) -> None:
+    clock = Clock()
+    budget = ConnectionBudget(ceiling, adaptive=True, clock=clock)
+    assert budget.limit == ceiling
+    budget.congested()
+    assert 1 <= budget.limit <= ceiling
+
+
+def test_a_budget_needs_a_connection() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ConnectionBudget(0, adaptive=True)
