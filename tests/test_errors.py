@@ -43,6 +43,7 @@ _CONTEXT: dict[str, Any] = {
     "store_url": "s3://bucket/prefix",
     "spec": "models/clf:1.x",
     "available_versions": ["1.1", "1.0"],
+    "retry_after": 2.5,
 }
 
 
@@ -159,6 +160,18 @@ def test_not_modified_keeps_its_token() -> None:
     assert not issubclass(NotModifiedError, StoreUnavailableError)
     error.add_context(asset="m")
     assert error.token == "1700"
+
+
+def test_retry_after_is_kept_but_not_shown() -> None:
+    error = StoreUnavailableError("SlowDown (HTTP 503): slow down", key="k", retry_after=2.0)
+    assert error.retry_after == 2.0
+    assert str(error) == "SlowDown (HTTP 503): slow down (key='k')"
+    loaded = pickle.loads(pickle.dumps(error))
+    assert (type(loaded), str(loaded), vars(loaded)) == (type(error), str(error), vars(error))
+    error.add_context(model="clf", store_url="s3://b")  # named on the way out, wait kept
+    assert error.retry_after == 2.0
+    assert str(error) == "SlowDown (HTTP 503): slow down (model='clf', key='k', store_url='s3://b')"
+    assert StoreUnavailableError("reset").retry_after is None
 
 
 def test_available_versions_are_listed() -> None:

@@ -27,8 +27,8 @@ Every error the library raises on purpose derives from :class:`ModelkitError`::
     └── LoadError                      a model's asset or ``_load`` failed (the cause is chained)
 
 Errors carry their context as keyword-only attributes (``asset``, ``key``, ``store_url``,
-``available_versions``, ``model``, ``cycle``, ``token``) and build their message once; the
-context the message does not already state follows it in parentheses. Every error pickles.
+``available_versions``, ``model``, ``cycle``, ``token``, ``retry_after``) and build their
+message once; the context it does not already state follows in parentheses. Every error pickles.
 
 Something missing is worded one way, "no <thing> in <where>", by the constructors of
 :class:`AssetNotFoundError`::
@@ -87,28 +87,15 @@ class ModelkitError(Exception):
         super().__init__(self._render())
 
     def _context(self) -> dict[str, Any]:
-        return {
-            "asset": self.asset,
-            "key": self.key,
-            "store_url": self.store_url,
-            "model": self.model,
-        }
+        return {name: getattr(self, name) for name in ("asset", "key", "store_url", "model")}
 
     def _shown(self) -> dict[str, Any]:
         """The context printed after the message (everything but long lists)."""
-        return {
-            "model": self.model,
-            "asset": self.asset,
-            "key": self.key,
-            "store_url": self.store_url,
-        }
+        return {name: getattr(self, name) for name in ("model", "asset", "key", "store_url")}
 
     def _render(self) -> str:
-        where = [
-            f"{name}={value!r}"
-            for name, value in self._shown().items()
-            if value and not _states(self.message, str(value))
-        ]
+        shown = self._shown().items()
+        where = [f"{k}={v!r}" for k, v in shown if v and not _states(self.message, str(v))]
         return f"{self.message} ({', '.join(where)})" if where else self.message
 
     def add_context(self, **context: str) -> None:
@@ -295,7 +282,26 @@ class StoreError(ModelkitError):
 
 
 class StoreUnavailableError(StoreError):
-    """A transient failure (5xx, throttling, timeout, connection reset): retrying may succeed."""
+    """A transient failure (5xx, throttling, timeout, connection reset): retrying may succeed.
+
+    ``retry_after``: the seconds the server asked us to wait (``Retry-After``), else None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asset: str | None = None,
+        key: str | None = None,
+        store_url: str | None = None,
+        model: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, asset=asset, key=key, store_url=store_url, model=model)
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "retry_after": self.retry_after}
 
 
 class StorePermissionError(StoreError, PermissionError):

@@ -17,10 +17,11 @@ timeouts, truncated bodies
 anything else
 =============================================================  ============================
 
-The SDK's calls and our own GETs (``_azure_reads``) both go through :func:`classify`, so
-the same answer means the same error whichever path met it. Messages carry the error code,
-the status and the first line of the service's message, never a URL (ours hold SAS tokens),
-and every known secret is blanked out of them.
+The SDK's calls and our own GETs (``_azure_reads``) both go through :func:`status_error`,
+so the same answer means the same error whichever path met it (a transient one with the
+``retry_after`` its ``Retry-After`` asks for). Messages carry the error code, the status and
+the first line of the service's message, never a URL (ours hold SAS tokens), and every known
+secret is blanked out of them.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ from aiomodelkit._errors import (
     StoreUnavailableError,
 )
 
+from ._retry_after import retry_after_of
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
 __all__ = ["classify", "describe", "map_azure_errors", "status_error"]
 
@@ -92,8 +95,10 @@ def status_error(
     key: str | None,
     store_url: str,
     secrets: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> ModelkitError:
-    """Ours for an error answer (status, ``x-ms-error-code``, the message of its body)."""
+    """Ours for an error answer (status, ``x-ms-error-code``, the message of its body);
+    a transient one keeps the ``Retry-After`` of its ``headers`` as ``retry_after``."""
     first_line = message.strip().splitlines()[0] if message.strip() else ""
     text = _redact(f"{code or 'HTTP error'} (HTTP {status}): {first_line}"[:_MAX_MESSAGE], secrets)
     kind = classify(status, code)
@@ -101,6 +106,9 @@ def status_error(
         return AssetNotFoundError.no_object(key, store_url=store_url, detail=text)
     if kind is StoreError and status == 416:
         text = f"range starts beyond the end of the object ({text})"
+    if kind is StoreUnavailableError:
+        wait = retry_after_of(headers)
+        return StoreUnavailableError(text, key=key, store_url=store_url, retry_after=wait)
     return kind(text, key=key, store_url=store_url)
 
 
@@ -137,6 +145,8 @@ def map_azure_errors(
             key=key,
             store_url=store_url,
             secrets=secrets,
+            # Every response type has headers; the SDK's Protocol for them does not say so.
+            headers=getattr(exc.response, "headers", None),
         ) from exc
     except ClientAuthenticationError as exc:  # azure-identity found no usable credential
         raise StorePermissionError(

@@ -225,6 +225,7 @@ class BlobReader:
             key=key,
             store_url=self._store_url,
             secrets=self._auth.secrets,
+            headers=response.headers,
         )
 
 

@@ -13,7 +13,8 @@ timeouts, broken bodies
 HTTP 416, a TLS failure, any other error                   ``StoreError``
 =========================================================  ==================================
 
-Messages carry the HTTP status and Google's error text, never a request URL.
+Messages carry the HTTP status and Google's error text, never a request URL. An answer's
+``Retry-After`` becomes the ``retry_after`` of its ``StoreUnavailableError``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from aiomodelkit._errors import (
     StorePermissionError,
     StoreUnavailableError,
 )
+
+from ._retry_after import retry_after_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,16 +78,23 @@ def translate(exc: Exception, key: str | None, store_url: str) -> ModelkitError:
         if status == 416:
             return StoreError(f"range starts beyond the end of the object ({text})", **where)
         if status in (408, 429) or status >= 500:
-            return StoreUnavailableError(f"transient failure ({text})", **where)
+            return StoreUnavailableError(
+                f"transient failure ({text})",
+                key=key,
+                store_url=store_url,
+                retry_after=retry_after_of(exc.headers),  # gcloud-aio passes the headers on
+            )
         return StoreError(text, **where)
     if isinstance(exc, aiohttp.ClientSSLError):
         return StoreError(f"TLS failure: {describe(exc)}", **where)
     if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientError):
-        return StoreUnavailableError("the store stopped answering (timeout)", **where)
+        return StoreUnavailableError(
+            "the store stopped answering (timeout)", key=key, store_url=store_url
+        )
     if isinstance(
         exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | TimeoutError | OSError
     ):
-        return StoreUnavailableError(describe(exc), **where)
+        return StoreUnavailableError(describe(exc), key=key, store_url=store_url)
     return StoreError(describe(exc), **where)
 
 

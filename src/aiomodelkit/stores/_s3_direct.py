@@ -45,6 +45,8 @@ from ._s3_errors import error_code
 from ._sigv4 import sign_get
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import aiohttp
     from types_aiobotocore_s3 import S3Client
 
@@ -194,7 +196,7 @@ class DirectGetter:
             body = await response.content.read(MAX_ERROR_BODY)
         finally:
             response.close()
-        error = client_error(response.status, body)
+        error = client_error(response.status, body, response.headers)
         if response.status in (301, 307) or error_code(error) in _REDIRECT_CODES:
             self._routes[bucket] = None  # from now on botocore, which follows it, does all
             return dict(await self._client.get_object(**params))
@@ -298,15 +300,22 @@ def _as_botocore(response: aiohttp.ClientResponse) -> dict[str, Any]:
     return answer
 
 
-def client_error(status: int, body: bytes) -> botocore.exceptions.ClientError:
+def client_error(
+    status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> botocore.exceptions.ClientError:
     """The ``ClientError`` botocore raises for an S3 error answer (``Code`` and ``Message``
-    from its XML body; the status alone when the body is not one).
+    from its XML body; the status alone when the body is not one), with the answer's
+    ``headers`` in its ``ResponseMetadata``, names lower-cased as botocore keeps them (a
+    ``503 SlowDown``'s ``Retry-After`` is read from there).
 
     Example:
         >>> xml = b"<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"
         >>> error = client_error(404, xml)
         >>> error.response["Error"], error.response["ResponseMetadata"]["HTTPStatusCode"]
         ({'Code': 'NoSuchKey', 'Message': 'gone'}, 404)
+        >>> slow = b"<Error><Code>SlowDown</Code></Error>"
+        >>> client_error(503, slow, {"Retry-After": "2"}).response["ResponseMetadata"]
+        {'HTTPStatusCode': 503, 'HTTPHeaders': {'retry-after': '2'}}
     """
     code, message = str(status), ""
     try:
@@ -319,7 +328,10 @@ def client_error(status: int, body: bytes) -> botocore.exceptions.ClientError:
     return botocore.exceptions.ClientError(
         {
             "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status},
+            "ResponseMetadata": {
+                "HTTPStatusCode": status,
+                "HTTPHeaders": {name.lower(): value for name, value in (headers or {}).items()},
+            },
         },
         "GetObject",
     )

@@ -16,6 +16,7 @@ a TLS certificate problem, any other error                    ``StoreError``
 ============================================================  ===============================
 
 Messages carry the error code, the HTTP status and the server's message, never credentials.
+An answer's ``Retry-After`` becomes the ``retry_after`` of its ``StoreUnavailableError``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from aiomodelkit._errors import (
     StorePermissionError,
     StoreUnavailableError,
 )
+
+from ._retry_after import retry_after_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -81,6 +84,10 @@ def map_s3_errors(
         if kind is AssetNotFoundError and key is not None:
             detail = describe(exc, secrets)
             raise AssetNotFoundError.no_object(key, store_url=store_url, detail=detail) from exc
+        if kind is StoreUnavailableError:
+            raise StoreUnavailableError(
+                describe(exc, secrets), key=key, store_url=store_url, retry_after=_retry_after(exc)
+            ) from exc
         raise kind(describe(exc, secrets), key=key, store_url=store_url) from exc
     except botocore.exceptions.SSLError as exc:
         # A certificate problem does not go away by retrying.
@@ -144,6 +151,15 @@ def describe(exc: BaseException, secrets: Sequence[str] = ()) -> str:
 def error_code(exc: Any) -> str:
     """The S3 error code of a ``ClientError`` (HEAD gives only the status, e.g. ``'404'``)."""
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _retry_after(exc: Any) -> float | None:
+    """The seconds a ``ClientError``'s ``Retry-After`` asks to wait, if it has one.
+
+    botocore keeps the answer's headers, names lower-cased, in its ``ResponseMetadata``;
+    ``_s3_direct`` puts them there too.
+    """
+    return retry_after_of(exc.response.get("ResponseMetadata", {}).get("HTTPHeaders"))
 
 
 def error_status(exc: Any) -> int | None:
