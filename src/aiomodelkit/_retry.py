@@ -1,9 +1,10 @@
 """The retry policy: transient store errors are tried again with backoff, nothing else is.
 
-Exponential backoff with full jitter, at most ``max_attempts`` tries, each retry announced
-by a :class:`~aiomodelkit.Retrying` event. Only :class:`~aiomodelkit.StoreUnavailableError`
-(5xx, throttling, resets, stalls, truncated bodies) is transient; everything else (missing
-objects, permissions, checksums) fails at once.
+Exponential backoff with full jitter (or the store's ``Retry-After``, when longer), at most
+``max_attempts`` tries, each retry announced by a :class:`~aiomodelkit.Retrying` event.
+Only :class:`~aiomodelkit.StoreUnavailableError` (5xx, throttling, resets, stalls, truncated
+bodies) is transient; everything else (missing objects, permissions, checksums) fails at
+once.
 
 Written out rather than built with tenacity: its per-call machinery measured ~60 µs per
 object, a visible share of the CPU spent on thousands of small objects, and this loop is
@@ -68,7 +69,8 @@ async def retrying(
         except StoreUnavailableError as exc:
             if number >= policy.max_attempts:
                 raise
-            delay = retry_delay(policy, number)
+            # The store's Retry-After, when it asked for longer than the backoff.
+            delay = max(retry_delay(policy, number), exc.retry_after or 0.0)
             emitter.emit(
                 Retrying(
                     asset=asset,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from aiomodelkit import AssetsManager, Settings, StoreUnavailableError
+from aiomodelkit import AssetsManager, Event, Settings, StoreUnavailableError
+from aiomodelkit._events import Retrying
 from aiomodelkit.stores import S3Store
 from aiomodelkit.testing import DelayFirstByte, FaultProxy, MotoServer, ProxyRule, Throttle
 
@@ -137,3 +138,25 @@ async def test_start_jitter_delays_the_first_request(
         again = time.monotonic() - started
     assert took >= expected
     assert again < took or again < expected
+
+
+async def test_a_retry_waits_at_least_the_stores_retry_after(
+    proxy: FaultProxy, published: dict[str, bytes], tmp_path: Path
+) -> None:
+    # One refusal (of the fetch's meta read), asking for 0.5 s; the backoff is under 50 ms.
+    rule = proxy.add(
+        ProxyRule(Throttle(rate=0.01, retry_after=0.5), method="GET", key="models/hot", times=1)
+    )
+    events: list[Event] = []
+    settings = _settings(tmp_path, "cache")
+    async with AssetsManager(
+        storage=_store(proxy.endpoint_url), settings=settings, on_event=events.append
+    ) as am:
+        await am.versions("models/hot")  # spends the throttle's one admitted request
+        started = time.monotonic()
+        await am.fetch("models/hot:0.0")
+        took = time.monotonic() - started
+    retries = [e for e in events if isinstance(e, Retrying)]
+    assert proxy.fired(rule) == 1
+    assert [r.delay for r in retries] == [0.5]
+    assert took >= 0.5

@@ -164,15 +164,19 @@ class Watcher:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._look()  # the race may end before the thread's next look (a loaded machine)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self.final.exists():
-                self.looks += 1
-                seen = _tree(self.final)
-                if seen != self.expected or not (self.final / ".SUCCESS").is_file():
-                    self.wrong.append(f"{sorted(seen)} (complete: {sorted(self.expected)})")
+            self._look()
             time.sleep(0.005)
+
+    def _look(self) -> None:
+        if self.final.exists():
+            self.looks += 1
+            seen = _tree(self.final)
+            if seen != self.expected or not (self.final / ".SUCCESS").is_file():
+                self.wrong.append(f"{sorted(seen)} (complete: {sorted(self.expected)})")
 
 
 _RACER = textwrap.dedent(
