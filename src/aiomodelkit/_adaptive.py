@@ -14,7 +14,13 @@ the number of requests in flight where the store keeps up, the way TCP finds a l
   second's burst of refusals is one signal, not fifty;
 * **collapse detection**: a round far below the best one seen (under :data:`COLLAPSE` of
   its throughput) with more in flight than then drops the budget to that best level;
-* always between :data:`FLOOR` and the ceiling (``max_connections``).
+* always between :data:`FLOOR` and the ceiling (``max_connections``);
+* **pacing below the floor**: a store still refusing at :data:`FLOOR` in flight (a fleet
+  of processes on one hot prefix: 16 processes at 2 each are 32 in flight) spaces this
+  process's request starts, the interval doubling from :data:`MIN_INTERVAL` on each further
+  signal (to :data:`MAX_INTERVAL`) and halving after each good round, down to none, before
+  the budget grows again. Refusals then stay rare instead of spending every request's
+  attempts.
 
 The budget is an :class:`anyio.CapacityLimiter` whose ``total_tokens`` moves: lowering it
 takes effect as requests finish, never by cancelling one. Metadata reads (index, meta,
@@ -34,7 +40,7 @@ import anyio
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["COLLAPSE", "FLOOR", "START", "ConnectionBudget"]
+__all__ = ["COLLAPSE", "FLOOR", "MAX_INTERVAL", "MIN_INTERVAL", "START", "ConnectionBudget"]
 
 #: Requests in flight an adaptive budget starts from (then doubles each round).
 START = 16
@@ -45,6 +51,10 @@ FLOOR = 2
 COLLAPSE = 0.5
 #: A round's latency "holds" while it stays under this multiple of the best round's.
 LATENCY_HOLDS = 1.25
+#: The first interval between request starts when the floor is not enough (seconds).
+MIN_INTERVAL = 0.01
+#: The longest interval between request starts (seconds).
+MAX_INTERVAL = 1.0
 
 
 class ConnectionBudget:
@@ -81,6 +91,8 @@ class ConnectionBudget:
         self._clock = clock
         self.limiter = anyio.CapacityLimiter(min(start, ceiling) if adaptive else ceiling)
         self._slow_start = True
+        self.interval = 0.0  # seconds between request starts (0: no pacing)
+        self._next_start = 0.0
         self._best: tuple[float, int, float] | None = None  # throughput, limit, latency
         self._previous = 0.0  # the last round's throughput
         self._new_round()
@@ -89,6 +101,16 @@ class ConnectionBudget:
     def limit(self) -> int:
         """Requests allowed in flight now."""
         return int(self.limiter.total_tokens)
+
+    async def admit(self) -> None:
+        """Wait for this request's start time, when the budget paces starts."""
+        if not self.interval:
+            return
+        now = self._clock()
+        start = max(now, self._next_start)
+        self._next_start = start + self.interval
+        if start > now:
+            await anyio.sleep(start - now)
 
     def _set(self, limit: int) -> None:
         self.limiter.total_tokens = max(self.floor, min(self.ceiling, limit))
@@ -99,6 +121,7 @@ class ConnectionBudget:
         self._bytes = 0
         self._seconds = 0.0
         self._decreased = False  # at most one decrease per round
+        self._refusals = 0  # signals the round saw after its decrease
 
     def succeeded(self, size: int, seconds: float) -> None:
         """A request ended well: ``size`` bytes in ``seconds`` (from its start)."""
@@ -112,14 +135,25 @@ class ConnectionBudget:
 
     def congested(self) -> None:
         """The store refused or dropped a request: throttled, timed out or reset."""
-        if not self.adaptive or self._decreased:
+        if not self.adaptive:
             return
+        if self._decreased:
+            self._refusals += 1  # the round ends as a congested one
+            return
+        self._decrease()
+
+    def _decrease(self) -> None:
         self._slow_start = False
+        if self.limit // 2 < self.floor:  # already at the floor: space the starts out
+            self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, self.interval * 2))
         self._set(self.limit // 2)
         self._new_round()
         self._decreased = True
 
     def _end_round(self) -> None:
+        if self._refusals:  # refused again after this round's decrease: once more
+            self._decrease()
+            return
         elapsed = max(self._clock() - self._started, 1e-6)
         throughput = self._bytes / elapsed
         latency = self._seconds / self._done
@@ -127,7 +161,9 @@ class ConnectionBudget:
         best = self._best
         if best is None or throughput > best[0]:
             self._best = best = (throughput, limit, latency)
-        if limit > best[1] and throughput < COLLAPSE * best[0]:
+        if self.interval:  # recovering from pacing: the rate first, then the budget
+            self.interval = self.interval / 2 if self.interval / 2 >= MIN_INTERVAL else 0.0
+        elif limit > best[1] and throughput < COLLAPSE * best[0]:
             self._slow_start = False
             self._set(best[1])  # collapsed: back to the last good level
         elif self._slow_start:

@@ -109,6 +109,7 @@ class Transfer:
         if self.limits.start_jitter and (self._jitter is None or not self._jitter.is_set()):
             await self._jittered_start()
         async with limiter:
+            await self.budget.admit()
             await self.pacer.admit()
             self.requests[asset] += 1
             try:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from aiomodelkit._adaptive import COLLAPSE, FLOOR, START, ConnectionBudget
+from aiomodelkit._adaptive import (
+    COLLAPSE,
+    FLOOR,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    START,
+    ConnectionBudget,
+)
 
 
 class Clock:
@@ -102,3 +111,57 @@ def test_small_ceilings_are_respected(ceiling: int) -> None:
 def test_a_budget_needs_a_connection() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ConnectionBudget(0, adaptive=True)
+
+
+def test_refusals_at_the_floor_space_the_starts_then_the_rate_recovers_first() -> None:
+    clock = Clock()
+    budget = ConnectionBudget(8, adaptive=True, clock=clock)
+    budget.congested()  # 4
+    _round(budget, clock, seconds=0.1)  # 5
+    budget.congested()  # 2: the floor
+    assert budget.interval == 0
+    intervals = []
+    for _ in range(4):  # refused still: each round with refusals doubles the interval
+        budget.congested()
+        _round(budget, clock, seconds=0.1)
+        intervals.append(budget.interval)
+    assert intervals == [MIN_INTERVAL, 2 * MIN_INTERVAL, 4 * MIN_INTERVAL, 8 * MIN_INTERVAL]
+    assert budget.limit == FLOOR
+    recovering = []
+    for _ in range(5):  # good rounds: the interval halves to none before the budget grows
+        _round(budget, clock, seconds=0.1)
+        recovering.append((budget.interval, budget.limit))
+    assert recovering == [
+        (4 * MIN_INTERVAL, 2),
+        (2 * MIN_INTERVAL, 2),
+        (MIN_INTERVAL, 2),
+        (0.0, 2),
+        (0.0, 3),
+    ]
+
+
+def test_the_interval_is_capped() -> None:
+    clock = Clock()
+    budget = ConnectionBudget(2, adaptive=True, clock=clock)
+    budget.congested()
+    for _ in range(20):  # every round refused
+        budget.congested()
+        _round(budget, clock, seconds=0.01)
+    assert budget.interval == MAX_INTERVAL
+
+
+async def test_paced_starts_are_spaced_by_the_interval() -> None:
+    budget = ConnectionBudget(2, adaptive=True)
+    budget.interval = 0.05
+    started = time.monotonic()
+    for _ in range(5):
+        await budget.admit()
+    assert time.monotonic() - started >= 4 * 0.05
+
+
+async def test_an_unpaced_budget_admits_at_once() -> None:
+    budget = ConnectionBudget(2, adaptive=True)
+    started = time.monotonic()
+    for _ in range(100):
+        await budget.admit()
+    assert time.monotonic() - started < 0.05
