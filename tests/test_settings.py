@@ -28,7 +28,9 @@ def test_prefixed_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert settings.assets_dir == tmp_path
     assert settings.versioning == "simple_date"
     assert settings.identity() == "ci@builder"
-    assert settings.store_options().max_connections == 64
+    # The pool holds the data budget and, on top, metadata's own (adaptive_concurrency).
+    assert settings.store_options().max_connections == 64 + 8
+    assert Settings(adaptive_concurrency=False).store_options().max_connections == 64
 
 
 def test_arguments_beat_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from ._errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["OUTCOMES", "RETRY_REASONS", "request_outcome", "retry_reason"]
+__all__ = ["OUTCOMES", "RETRY_REASONS", "congestion", "request_outcome", "retry_reason"]
 
 OUTCOMES = (
     "ok",
@@ -57,6 +57,7 @@ _THROTTLED = re.compile(
     r"rateLimitExceeded)\b"
 )
 _SERVER_ERROR = re.compile(r"\bHTTP 5\d\d\b|\b(?:InternalError|ServiceUnavailable)\b")
+_UNAVAILABLE = re.compile(r"\bHTTP 503\b|\bServiceUnavailable\b")
 _TIMEOUT = re.compile(r"time(?:d)?[ -]?out", re.IGNORECASE)
 _TRUNCATED = re.compile(
     r"IncompleteRead|IncompleteBody|ended (?:before|after)|truncated", re.IGNORECASE
@@ -99,6 +100,22 @@ def request_outcome(exc: BaseException | None) -> str:
     if isinstance(exc, asyncio.CancelledError):  # anyio's on asyncio, the only loop we run on
         return "cancelled"
     return "error"
+
+
+def congestion(exc: BaseException) -> bool:
+    """Whether a transient error says the store is overloaded: throttled, timed out, reset,
+    or any 503 (a throttled HEAD has no body to say ``SlowDown`` in).
+
+    Example:
+        >>> from aiomodelkit import StoreUnavailableError
+        >>> congestion(StoreUnavailableError("503 (HTTP 503)")), congestion(
+        ...     StoreUnavailableError("InternalError (HTTP 500): oops"))
+        (True, False)
+    """
+    reason = retry_reason(exc)
+    if reason in ("throttled", "timeout", "connection"):
+        return True
+    return reason == "server_error" and any(_UNAVAILABLE.search(str(e)) for e in _chain(exc))
 
 
 def retry_reason(exc: BaseException) -> str:

@@ -121,8 +121,8 @@ class Settings(BaseSettings):
         default=8,
         ge=0,
         le=64,
-        description="With adaptive_concurrency, index/meta/HEAD reads' own budget, taken "
-        "from max_connections, so they never queue behind big transfers (0: shared).",
+        description="With adaptive_concurrency, index/meta/HEAD reads' own budget, on top "
+        "of max_connections, so they never queue behind big transfers (0: shared).",
     )
     start_jitter: float = Field(
         default=0.0,
@@ -235,8 +235,9 @@ class Settings(BaseSettings):
 
     def store_options(self) -> StoreOptions:
         """The client tuning these settings describe."""
+        metadata = self.metadata_connections if self.adaptive_concurrency else 0
         return StoreOptions(
-            max_connections=self.max_connections,
+            max_connections=self.max_connections + metadata,  # metadata's budget on top
             chunk_size=self.chunk_size,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
@@ -259,7 +260,7 @@ class Settings(BaseSettings):
             part_size=self.range_part_size,
             ranges_per_object=self.range_concurrency,
             adaptive=self.adaptive_concurrency,
-            metadata_connections=min(self.metadata_connections, self.max_connections - 1),
+            metadata_connections=self.metadata_connections,
             start_jitter=self.start_jitter,
         )
 

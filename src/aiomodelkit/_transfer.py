@@ -39,7 +39,7 @@ from ._errors import (
     StoreUnavailableError,
 )
 from ._events import BytesReceived, ObjectDownloaded
-from ._outcomes import retry_reason
+from ._outcomes import congestion
 from ._pacing import RequestPacer
 from ._retry import retrying
 from ._sink import FileSink, WriteBatcher
@@ -57,9 +57,6 @@ __all__ = ["Transfer"]
 
 T = TypeVar("T")
 
-#: Why a retry is a sign of congestion (the budget shrinks): not a truncated body or a 500.
-_CONGESTION = frozenset({"throttled", "timeout", "connection"})
-
 
 class Transfer:
     """Downloads objects of one store under one budget (connections, disk threads, pacing).
@@ -75,11 +72,9 @@ class Transfer:
         self.limits = limits
         self.retry = retry
         self.emitter = emitter
-        data = limits.connections
-        if limits.adaptive and limits.metadata_connections:
-            # The pool holds both: metadata never waits for a connection behind big GETs.
-            data = max(1, data - limits.metadata_connections)
-        self.budget = ConnectionBudget(data, adaptive=limits.adaptive)
+        # Metadata's own budget comes on top (the store's pool holds both: Settings sizes it),
+        # so an index read never waits for a connection behind big GETs.
+        self.budget = ConnectionBudget(limits.connections, adaptive=limits.adaptive)
         self.connections = self.budget.limiter
         self.metadata = (
             anyio.CapacityLimiter(limits.metadata_connections)
@@ -115,7 +110,7 @@ class Transfer:
             try:
                 yield
             except StoreUnavailableError as exc:
-                if retry_reason(exc) in _CONGESTION:
+                if congestion(exc):
                     self.budget.congested()
                 raise
 

@@ -147,7 +147,7 @@ class TransferLimits:
         adaptive: adapt the budget of data requests in flight to the store's throttling
             (see :mod:`aiomodelkit._adaptive`), ``connections`` being its ceiling.
         metadata_connections: with ``adaptive``, metadata reads (index, meta, HEAD) have
-            their own budget of this many, taken from ``connections``.
+            their own budget of this many, on top of ``connections``.
         start_jitter: the first request waits a random 0 to this many seconds.
     """
 

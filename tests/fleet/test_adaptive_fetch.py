@@ -16,6 +16,7 @@ import pytest
 
 from aiomodelkit import AssetsManager, Event, Settings, StoreUnavailableError
 from aiomodelkit._events import Retrying
+from aiomodelkit._outcomes import congestion
 from aiomodelkit.stores import S3Store
 from aiomodelkit.testing import DelayFirstByte, FaultProxy, MotoServer, ProxyRule, Throttle
 
@@ -160,3 +161,26 @@ async def test_a_retry_waits_at_least_the_stores_retry_after(
     assert proxy.fired(rule) == 1
     assert [r.delay for r in retries] == [0.5]
     assert took >= 0.5
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+async def test_a_throttled_request_is_congestion_even_without_a_body(
+    proxy: FaultProxy, published: dict[str, bytes], method: str
+) -> None:
+    # A 503 to a HEAD has no body to say SlowDown in: still a sign to slow down.
+    proxy.add(ProxyRule(Throttle(rate=0.01), method=method, key="models/hot"))
+    async with _store(proxy.endpoint_url) as store:
+        key = "models/hot/0.0/shard-00.bin"
+
+        async def call() -> None:
+            if method == "HEAD":
+                await store.stat(key)
+                return
+            async with store.read(key) as chunks:
+                async for _ in chunks:
+                    pass
+
+        await call()  # the throttle admits its first request
+        with pytest.raises(StoreUnavailableError) as info:
+            await call()
+    assert congestion(info.value)
