@@ -20,7 +20,7 @@ import anyio
 
 from ._errors import StoreUnavailableError
 from ._events import Retrying
-from ._outcomes import retry_reason
+from ._outcomes import congestion, retry_reason
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ._events import Emitter
     from ._values import RetryPolicy
 
-__all__ = ["THROTTLED_BACKOFF", "TruncatedBodyError", "retry_delay", "retrying"]
+__all__ = ["CONGESTED_BACKOFF", "TruncatedBodyError", "retry_delay", "retrying"]
 
 T = TypeVar("T")
 
@@ -37,23 +37,25 @@ class TruncatedBodyError(StoreUnavailableError):
     """A response body ended before all its bytes arrived (transient: resumed)."""
 
 
-#: A throttled request backs off from this multiple of the backoff: a hot prefix refuses
-#: for seconds, and a fleet's refusals retried within the usual backoff spend their attempts
-#: before it cools (16 processes on one throttled prefix: 1 failed start in 48 at 1x, in
-#: ``benchmarks/fleet``). AWS's SDKs likewise start throttling backoffs 5x higher.
-THROTTLED_BACKOFF = 4
+#: A request the store refused for overload (:func:`~._outcomes.congestion`: throttled, any
+#: 503, a timeout or a reset; the same signal that shrinks the connection budget) backs off
+#: from this multiple of the backoff: a hot prefix refuses for seconds, and a fleet's
+#: refusals retried within the usual backoff spend their attempts before it cools (16
+#: processes on one throttled prefix: 1 failed start in 48 at 1x, in ``benchmarks/fleet``).
+#: AWS's SDKs likewise start throttling backoffs 5x higher.
+CONGESTED_BACKOFF = 4
 
 
-def retry_delay(policy: RetryPolicy, failed_attempt: int, *, throttled: bool = False) -> float:
+def retry_delay(policy: RetryPolicy, failed_attempt: int, *, congested: bool = False) -> float:
     """The pause after attempt number ``failed_attempt`` (1 for the first): full jitter,
-    from :data:`THROTTLED_BACKOFF` times the backoff when the store throttled.
+    from :data:`CONGESTED_BACKOFF` times the backoff when the store was overloaded.
 
     Example:
         >>> from aiomodelkit._values import RetryPolicy
         >>> 0 <= retry_delay(RetryPolicy(backoff=0.25, backoff_max=10), 3) <= 1.0
         True
     """
-    base = policy.backoff * (THROTTLED_BACKOFF if throttled else 1)
+    base = policy.backoff * (CONGESTED_BACKOFF if congested else 1)
     ceiling = min(policy.backoff_max, base * 2 ** (failed_attempt - 1))
     return random.uniform(0, ceiling)
 
@@ -78,8 +80,7 @@ async def retrying(
         except StoreUnavailableError as exc:
             if number >= policy.max_attempts:
                 raise
-            reason = retry_reason(exc)
-            delay = retry_delay(policy, number, throttled=reason == "throttled")
+            delay = retry_delay(policy, number, congested=congestion(exc))
             # The store's Retry-After, when it asked for longer than the backoff.
             delay = max(delay, exc.retry_after or 0.0)
             emitter.emit(
@@ -89,7 +90,7 @@ async def retrying(
                     attempt=number,
                     delay=delay,
                     error=f"{type(exc).__name__}: {exc}",
-                    reason=reason,
+                    reason=retry_reason(exc),
                 )
             )
             await anyio.sleep(delay)

@@ -14,7 +14,7 @@ from aiomodelkit._adaptive import (
     START,
     ConnectionBudget,
 )
-from aiomodelkit._retry import THROTTLED_BACKOFF, retry_delay
+from aiomodelkit._retry import CONGESTED_BACKOFF, retry_delay
 from aiomodelkit._values import RetryPolicy
 
 
@@ -172,9 +172,9 @@ async def test_an_unpaced_budget_admits_at_once() -> None:
 def test_a_throttled_request_backs_off_from_a_longer_base() -> None:
     policy = RetryPolicy(backoff=0.1, backoff_max=10)
     plain = [retry_delay(policy, 1) for _ in range(400)]
-    throttled = [retry_delay(policy, 1, throttled=True) for _ in range(400)]
+    throttled = [retry_delay(policy, 1, congested=True) for _ in range(400)]
     assert max(plain) <= 0.1
-    assert max(throttled) <= 0.1 * THROTTLED_BACKOFF
+    assert max(throttled) <= 0.1 * CONGESTED_BACKOFF
     assert max(throttled) > 0.1  # full jitter over the longer range: some go past 0.1
     capped = RetryPolicy(backoff=0.1, backoff_max=0.2)
-    assert all(retry_delay(capped, 3, throttled=True) <= 0.2 for _ in range(100))
+    assert all(retry_delay(capped, 3, congested=True) <= 0.2 for _ in range(100))
