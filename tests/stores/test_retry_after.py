@@ -19,9 +19,11 @@ import botocore.exceptions  # type: ignore[import-untyped]
 import pytest
 
 from aiomodelkit import StoreUnavailableError
-from aiomodelkit.stores import AzureStore, GCSStore, S3Store, Store
+from aiomodelkit.stores import AzureStore, GCSStore, Store
 from aiomodelkit.stores._retry_after import MAX_RETRY_AFTER, parse_retry_after, retry_after_of
 from aiomodelkit.testing import FaultProxy, ProxyRule, ServerError, Throttle
+
+from ._helpers import _moto_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -124,14 +126,7 @@ def _s3(moto: MotoServer) -> Callable[[str], Store]:
     moto.create_bucket("bucket")
 
     def make(url: str) -> Store:
-        return S3Store(
-            "bucket",
-            PREFIX,
-            endpoint_url=url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
+        return _moto_store(moto, prefix=PREFIX, endpoint_url=url)
 
     return make
 
