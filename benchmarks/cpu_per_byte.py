@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> None:
     wanted = args.peers.split(",")
     available, notes = peers.available_peers([p for p in wanted if p != BASE])
     if args.base:
+        if not (Path(args.base) / "aiomodelkit" / "__init__.py").is_file():
+            # PYTHONPATH would fall through to the installed tree: ours measured twice.
+            sys.exit(f"--base {args.base}: no aiomodelkit/ package in it")
         available.insert(available.index("ours") + 1 if "ours" in available else 0, BASE)
         notes.append(f"{BASE}: ours imported from {args.base} (PYTHONPATH)")
     settings = {name: Settings.model_fields[name].default for name in RANGE_SETTINGS}
